@@ -1,0 +1,1 @@
+"""A LiveKit Agents voice-agent worker with built-in persistence."""

@@ -1,0 +1,82 @@
+"""`agentctl db …`: schema migrations, integrity checks, statistics, backups."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from typing import Any
+
+from agent.cli.render import dumps, emit, table
+from agent.store import Store
+
+
+def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
+    db = sub.add_parser("db", help="the database: migrate, check, stats, backup")
+    cmds = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cmds.add_parser("migrate", help="apply pending schema migrations").set_defaults(run=migrate)
+    cmds.add_parser("check", help="schema and integrity checks").set_defaults(run=check)
+    cmds.add_parser("stats", help="counts and size").set_defaults(run=stats)
+    p = cmds.add_parser("backup", help="a consistent copy of the whole store in a new file")
+    p.add_argument("path")
+    p.set_defaults(run=backup)
+
+
+async def migrate(store: Store, args: argparse.Namespace) -> int:
+    applied = await store.migrate()
+    status = await store.schema_status()
+    if args.json:
+        emit(dumps({"applied": applied, "version": status.current}))
+    elif applied:
+        emit(f"applied {', '.join(map(str, applied))}; schema is at version {status.current}")
+    else:
+        emit(f"nothing to apply; schema is at version {status.current}")
+    return 0
+
+
+async def check(store: Store, args: argparse.Namespace) -> int:
+    problems = await store.check()
+    if args.json:
+        emit(dumps({"ok": not problems, "problems": problems}))
+    else:
+        emit("\n".join(problems) if problems else "ok")
+    return 1 if problems else 0
+
+
+async def stats(store: Store, args: argparse.Namespace) -> int:
+    s = await store.stats()
+    if args.json:
+        emit(
+            dumps(
+                {
+                    "chats": s.chats,
+                    "messages": s.messages,
+                    "owners": s.owners,
+                    "chats_by_status": s.chats_by_status,
+                    "schema_version": s.schema_version,
+                    "size_bytes": s.size_bytes,
+                }
+            )
+        )
+    else:
+        rows = [
+            ("chats", s.chats),
+            *((f"  {k}", v) for k, v in sorted(s.chats_by_status.items())),
+            ("messages", s.messages),
+            ("owners", s.owners),
+            ("schema version", s.schema_version),
+            ("size (bytes)", s.size_bytes),
+        ]
+        emit(table(["what", "value"], rows))
+    return 0
+
+
+async def backup(store: Store, args: argparse.Namespace) -> int:
+    await store.backup(args.path)
+    size = await asyncio.to_thread(os.path.getsize, args.path)
+    emit(
+        dumps({"path": args.path, "bytes": size})
+        if args.json
+        else f"wrote {args.path} ({size} bytes)"
+    )
+    return 0

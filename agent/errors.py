@@ -1,0 +1,53 @@
+"""The project's errors: one small hierarchy, mapped from foreign errors at each boundary.
+
+    AgentError                  base of everything this package raises on purpose
+    ├── ConfigError             a setting is missing or has a bad value (fails at start)
+    ├── InvalidInput            a value a caller or operator gave cannot be accepted
+    │   └── InvalidText         text with NUL, unpaired surrogates, or over the size limit
+    ├── NotFound                no such chat for this owner (another owner's chat included)
+    └── StoreError              the store could not do what was asked
+        ├── StoreUnavailable    the database cannot be reached or is locked: retry later
+        └── SchemaError         the database schema is missing, behind or ahead of this code
+
+Each error carries a stable `code` that replies and CLI output use (DESIGN §6 error codes).
+Driver errors (`sqlite3.Error`, asyncpg's) are translated in the backend module with
+`raise ... from exc`; nothing outside `agent/store/<backend>.py` sees them.
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    code = "internal"
+
+
+class ConfigError(AgentError):
+    code = "config"
+
+
+class InvalidInput(AgentError):
+    code = "bad_request"
+
+
+class InvalidText(InvalidInput):
+    """Text that is refused the same way by every backend (DESIGN §3)."""
+
+
+class NotFound(AgentError):
+    code = "not_found"
+
+
+class StoreError(AgentError):
+    code = "internal"
+
+
+class StoreUnavailable(StoreError):
+    """Transient: the database is down, locked or timed out. Safe to retry the same write."""
+
+    code = "unavailable"
+
+
+class SchemaError(StoreError):
+    code = "schema"

@@ -1,0 +1,99 @@
+"""Settings (DESIGN §9): one object, built once at the composition root and passed down.
+
+Variables are prefixed `AGENT_`; the standard ones keep their names (`LIVEKIT_URL`, `OPENAI_API_KEY`
+…). They come from the environment and `.env`; `config/example.env` documents every one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent.errors import ConfigError
+
+DEFAULT_INSTRUCTIONS = (
+    "You are a friendly, concise voice assistant. Answer in one or two short sentences, "
+    "in plain spoken language without lists or markup."
+)
+
+
+def _plain(name: str) -> AliasChoices:
+    """A standard variable that keeps its own name (no AGENT_ prefix)."""
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AGENT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # Store (§3, §4)
+    db_url: str = "sqlite:///data/agent.db"
+    journal_dir: str = "data/journal"
+    writer_queue_max: int = Field(10_000, ge=1)
+    writer_batch_max: int = Field(512, ge=1, le=10_000)
+
+    # Agent (§1)
+    name: str = ""
+    instructions: str = Field(DEFAULT_INSTRUCTIONS, min_length=1)
+    llm_model: str = "gpt-4o-mini"
+    stt_model: str = "gpt-4o-mini-transcribe"
+    tts_model: str = "gpt-4o-mini-tts"
+    tts_voice: str = "alloy"
+    prosody: bool = True
+
+    # Resume (§7)
+    resume_window_s: float = Field(600.0, ge=0)
+    context_token_budget: int = Field(4000, ge=100)
+    context_max_messages: int = Field(60, ge=1)
+    context_load_timeout_s: float = Field(1.0, gt=0)
+
+    # Control (§6)
+    control_topic: str = Field("agent.control", min_length=1)
+    control_rate: float = Field(5.0, gt=0)
+    control_burst: int = Field(10, ge=1)
+
+    # Logs (§9)
+    log_format: Literal["json", "console"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Standard variables
+    livekit_url: str = Field("", validation_alias=_plain("LIVEKIT_URL"))
+    livekit_api_key: SecretStr = Field(SecretStr(""), validation_alias=_plain("LIVEKIT_API_KEY"))
+    livekit_api_secret: SecretStr = Field(
+        SecretStr(""), validation_alias=_plain("LIVEKIT_API_SECRET")
+    )
+    openai_api_key: SecretStr = Field(SecretStr(""), validation_alias=_plain("OPENAI_API_KEY"))
+    openai_base_url: str = Field("", validation_alias=_plain("OPENAI_BASE_URL"))
+
+    def missing_for_worker(self) -> list[str]:
+        """The variables the worker cannot connect without."""
+        wanted = {
+            "LIVEKIT_URL": self.livekit_url,
+            "LIVEKIT_API_KEY": self.livekit_api_key.get_secret_value(),
+            "LIVEKIT_API_SECRET": self.livekit_api_secret.get_secret_value(),
+        }
+        return [name for name, value in wanted.items() if not value]
+
+
+def _variable(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, AliasChoices):
+        return str(info.validation_alias.choices[0])
+    return f"AGENT_{field.upper()}"
+
+
+def load_settings() -> Settings:
+    """Read the settings; a bad value raises ConfigError with one line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise ConfigError(f"{_variable(field)}: {first['msg']}") from None

@@ -1,0 +1,19 @@
+"""Chat history storage: the `Store` protocol, its backends, and the per-process writer."""
+
+from __future__ import annotations
+
+from agent.errors import InvalidInput
+from agent.store.base import ANY_OWNER, OwnerScope, SchemaStatus, Store, WriteResult
+
+__all__ = ["ANY_OWNER", "OwnerScope", "SchemaStatus", "Store", "WriteResult", "open_store"]
+
+
+async def open_store(url: str) -> Store:
+    """The store named by `AGENT_DB_URL`: `sqlite:///path` (default) or `postgresql://…`."""
+    if url.startswith("sqlite:"):
+        from agent.store.sqlite import SqliteStore
+
+        return await SqliteStore.open(url)
+    if url.startswith(("postgresql:", "postgres:")):
+        raise InvalidInput("the PostgreSQL backend is not built yet (issue 7)")
+    raise InvalidInput("AGENT_DB_URL must start with sqlite:/// or postgresql://")

@@ -1,0 +1,181 @@
+"""The SQLite write transactions, as plain functions of a connection.
+
+Each runs whole on the store's writer thread between `BEGIN IMMEDIATE` and `COMMIT` (see
+`SqliteStore._transaction`): one hop from the event loop per transaction, and once started it
+cannot be interrupted halfway by a cancelled caller.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from agent.errors import NotFound, SchemaError
+from agent.store import migrations
+from agent.store.base import WriteResult
+from agent.store.records import (
+    ChatStatus,
+    EndReason,
+    NewChat,
+    NewMessage,
+    Record,
+    default_title,
+)
+from agent.store.sqlite.rows import MESSAGE_COLUMNS, message_to_row
+
+_INSERT_CHAT = (
+    "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
+    " VALUES (?, ?, ?, 'active', ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+_ROW_PARAMS = "(" + ", ".join("?" * 17) + ")"
+# Rows per INSERT statement. One statement per chunk, not one per row: FTS5 flushes its pending
+# terms at every statement inside a trigger, which made per-row inserts ~4x slower.
+CHUNK = 256
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def _insert_messages_sql(rows: int) -> str:
+    return (
+        f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
+        + ", ".join([_ROW_PARAMS] * rows)
+        + " ON CONFLICT (id) DO NOTHING"
+    )
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    found = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if found is None:
+        return 0
+    return int(conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0)
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a SQL script into complete statements (trigger bodies stay whole)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if any(line.strip() and not line.strip().startswith("--") for line in buffer.splitlines()):
+        raise SchemaError("a migration ends with an incomplete statement")
+    return statements
+
+
+def apply_migration(conn: sqlite3.Connection, m: migrations.Migration) -> bool:
+    # Checked inside the transaction: two processes migrating at once apply it once.
+    if schema_version(conn) >= m.version:
+        return False
+    for statement in split_statements(m.sql):
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+        (m.version, m.name, time.time()),
+    )
+    return True
+
+
+def write_records(conn: sqlite3.Connection, records: Sequence[Record]) -> WriteResult:
+    chats = [r for r in records if isinstance(r, NewChat)]
+    messages = [r for r in records if isinstance(r, NewMessage)]
+    if chats:
+        conn.executemany(
+            _INSERT_CHAT,
+            [
+                (
+                    c.id,
+                    c.owner,
+                    c.agent_name,
+                    c.created_at,
+                    c.created_at,
+                    c.json_texts()["metadata"],
+                )
+                for c in chats
+            ],
+        )
+    if not messages:
+        return WriteResult(inserted=0)
+
+    # seq is each chat's next number, given inside this transaction (BEGIN IMMEDIATE makes it
+    # exclusive across connections and processes); a replayed id takes no number.
+    wanted = json.dumps(sorted({m.chat_id for m in messages}))
+    last_seq: dict[str, int] = dict(
+        conn.execute(  # a correlated MAX per chat is an index lookup; GROUP BY would scan
+            "SELECT c.id, COALESCE((SELECT MAX(seq) FROM messages m WHERE m.chat_id = c.id), 0)"
+            " FROM chats c WHERE c.id IN (SELECT value FROM json_each(?))",
+            (wanted,),
+        ).fetchall()
+    )
+    seen: set[str] = set()
+    for start in range(0, len(messages), CHUNK):
+        ids = [m.id for m in messages[start : start + CHUNK]]
+        seen.update(
+            row[0]
+            for row in conn.execute(
+                f"SELECT id FROM messages WHERE id IN ({_marks(len(ids))})", ids
+            )
+        )
+    live: list[NewMessage] = []
+    rows: list[tuple[Any, ...]] = []
+    orphaned: list[str] = []
+    for m in messages:
+        if m.chat_id not in last_seq:
+            orphaned.append(m.id)
+        elif m.id not in seen:
+            seen.add(m.id)
+            last_seq[m.chat_id] += 1
+            live.append(m)
+            rows.append(message_to_row(m, last_seq[m.chat_id]))
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        conn.execute(_insert_messages_sql(len(chunk)), [value for row in chunk for value in row])
+
+    newest: dict[str, float] = {}
+    titles: dict[str, str] = {}
+    for m in live:
+        newest[m.chat_id] = max(newest.get(m.chat_id, m.created_at), m.created_at)
+        if m.role == "user" and m.content and m.content.strip():
+            titles.setdefault(m.chat_id, default_title(m.content))
+    conn.executemany(
+        "UPDATE chats SET updated_at = MAX(updated_at, ?) WHERE id = ?",
+        [(at, chat_id) for chat_id, at in newest.items()],
+    )
+    conn.executemany(
+        "UPDATE chats SET title = ? WHERE id = ? AND title IS NULL",
+        [(title, chat_id) for chat_id, title in titles.items()],
+    )
+    return WriteResult(inserted=len(live), orphaned=orphaned)
+
+
+def close_chat(
+    conn: sqlite3.Connection, chat_id: str, status: ChatStatus, end_reason: EndReason, at: float
+) -> bool:
+    exists, has_user = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM chats WHERE id = ?),"
+        " EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND role = 'user')",
+        (chat_id, chat_id),
+    ).fetchone()
+    if not exists:
+        raise NotFound("no such chat")
+    if not has_user:
+        conn.execute("DELETE FROM chats WHERE id = ?", (chat_id,))
+        return False
+    conn.execute(
+        "UPDATE chats SET status = ?, end_reason = ?, ended_at = ?,"
+        " updated_at = MAX(updated_at, ?) WHERE id = ?",
+        (status, end_reason, at, at, chat_id),
+    )
+    return True
+
+
+def changed_rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+    """Run one statement; how many rows it changed."""
+    return conn.execute(sql, params).rowcount

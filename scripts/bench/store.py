@@ -1,0 +1,336 @@
+"""Store benchmark (DESIGN §10): finalize→committed latency, writer throughput, event-loop lag,
+and loading a 10,000-message chat — ours beside openai-agents' SQLiteSession and
+AsyncSQLiteSession (what people would otherwise pick) on the same workloads, in the same run.
+
+    .venv/bin/python scripts/bench/store.py [--seconds 5] [--calls 200] [--messages 50000]
+
+"Finalize→committed" is the time from the moment a message is final to the moment it is durable
+in the database: for us, `Writer.submit()` until its future resolves; for a peer, the duration
+of `await session.add_items([item])`. A ratio above 1 means the peer is slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from agents import SQLiteSession
+from agents.extensions.memory import AsyncSQLiteSession
+
+from agent.logs import configure_logging
+from agent.store import ANY_OWNER, open_store
+from agent.store.records import NewChat, NewMessage
+from agent.store.writer import Writer
+
+TEXT = "I'd like to plan a trip to Lisbon in May with the kids, somewhere near the river please."
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@dataclass
+class Result:
+    latencies_ms: list[float] = field(default_factory=list)
+    lag_ms: list[float] = field(default_factory=list)
+    rate: float = 0.0
+    ms: float = 0.0
+
+
+class Subject(Protocol):
+    """One implementation under test: append one finalized message, or load a chat."""
+
+    name: str
+
+    async def setup(self, chats: int) -> None: ...
+    async def append(self, chat: int, i: int) -> Awaitable[None]: ...
+    async def load(self, chat: int, limit: int | None) -> int: ...
+    async def close(self) -> None: ...
+
+
+class Ours:
+    name = "ours (Writer + SqliteStore)"
+
+    def __init__(self, folder: Path, url: str | None) -> None:
+        self.url = url or f"sqlite:///{folder}/ours.db"
+        self.folder = folder
+        self.n = 0
+
+    async def setup(self, chats: int) -> None:
+        self.store = await open_store(self.url)
+        await self.store.migrate()
+        self.writer = await Writer.start(await open_store(self.url), self.folder / "journal")
+        self.chat_ids = [f"chat_bench_{self.n}_{c}" for c in range(chats)]
+        self.n += 1
+        now = time.time()
+        await self.store.write(
+            [NewChat(id=c, owner=f"caller{c}", created_at=now) for c in self.chat_ids]
+        )
+
+    async def append(self, chat: int, i: int) -> Awaitable[None]:
+        chat_id = self.chat_ids[chat]
+        msg_id = f"{chat_id}_{i}"
+        return self.writer.submit(
+            NewMessage(
+                id=msg_id,
+                chat_id=chat_id,
+                role="user" if i % 2 == 0 else "assistant",
+                content=TEXT,
+                created_at=time.time(),
+                item={"id": msg_id, "type": "message", "role": "user", "content": [TEXT]},
+            )
+        )
+
+    async def load(self, chat: int, limit: int | None) -> int:
+        page = await self.store.messages(self.chat_ids[chat], owner=ANY_OWNER, limit=limit)
+        return len(page.messages)
+
+    async def close(self) -> None:
+        await self.writer.aclose()
+        await self.store.aclose()
+
+
+class Peer:
+    def __init__(self, folder: Path, cls: Any, label: str) -> None:
+        self.folder, self.cls, self.name = folder, cls, label
+        self.n = 0
+
+    async def setup(self, chats: int) -> None:
+        path = self.folder / f"peer-{self.cls.__name__}-{self.n}.db"
+        self.n += 1
+        self.sessions = [self.cls(f"session{c}", path) for c in range(chats)]
+
+    async def append(self, chat: int, i: int) -> Awaitable[None]:
+        item: Any = {"role": "user" if i % 2 == 0 else "assistant", "content": TEXT}
+        done: Awaitable[None] = asyncio.ensure_future(self.sessions[chat].add_items([item]))
+        return done
+
+    async def load(self, chat: int, limit: int | None) -> int:
+        return len(await self.sessions[chat].get_items(limit=limit))
+
+    async def close(self) -> None:
+        for s in self.sessions:
+            closing = s.close()
+            if asyncio.iscoroutine(closing):
+                await closing
+
+
+@contextlib.asynccontextmanager
+async def loop_lag(into: list[float]) -> AsyncIterator[None]:
+    """Measure how late a 1 ms timer fires while the body runs: the event loop's lag."""
+    stop = asyncio.Event()
+
+    async def tick() -> None:
+        while not stop.is_set():
+            start = time.perf_counter()
+            await asyncio.sleep(0.001)
+            into.append(max(0.0, (time.perf_counter() - start - 0.001) * 1000))
+
+    task = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+async def calls(subject: Subject, n_calls: int, seconds: float, per_call_s: float) -> Result:
+    """`n_calls` calls, each finalizing one message every `per_call_s`, staggered."""
+    await subject.setup(n_calls)
+    result = Result()
+
+    async def one_call(c: int) -> None:
+        await asyncio.sleep(per_call_s * c / n_calls)
+        deadline = time.perf_counter() + seconds
+        i = 0
+        pending = []
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            done = await subject.append(c, i)
+
+            def record(_: object, start: float = start) -> None:
+                result.latencies_ms.append((time.perf_counter() - start) * 1000)
+
+            fut = asyncio.ensure_future(done)
+            fut.add_done_callback(record)
+            pending.append(fut)
+            i += 1
+            await asyncio.sleep(per_call_s)
+        await asyncio.gather(*pending)
+
+    async with loop_lag(result.lag_ms):
+        await asyncio.gather(*(one_call(c) for c in range(n_calls)))
+    await subject.close()
+    return result
+
+
+async def throughput(subject: Subject, messages: int, chats: int = 100) -> Result:
+    """Finalize `messages` messages across `chats` chats as fast as possible."""
+    await subject.setup(chats)
+    result = Result()
+    start = time.perf_counter()
+    async with loop_lag(result.lag_ms):
+        futures = []
+        for i in range(messages):
+            futures.append(await subject.append(i % chats, i))
+            if i % 100 == 99:
+                await asyncio.sleep(0)  # finalized messages arrive as events, not in one burst
+        await asyncio.gather(*futures)
+    result.rate = messages / (time.perf_counter() - start)
+    await subject.close()
+    return result
+
+
+async def big_chat(subject: Subject, size: int, repeats: int = 5) -> tuple[float, float]:
+    """Median ms to load the newest 60 messages, and the whole chat, of a `size`-message chat."""
+    await subject.setup(1)
+    for start in range(0, size, 500):
+        await asyncio.gather(
+            *[await subject.append(0, i) for i in range(start, min(size, start + 500))]
+        )
+    timings: dict[int | None, list[float]] = {60: [], None: []}
+    for _ in range(repeats):
+        for limit in timings:
+            t = time.perf_counter()
+            count = await subject.load(0, limit)
+            timings[limit].append((time.perf_counter() - t) * 1000)
+            assert count == (limit or size), (subject.name, count)
+    await subject.close()
+    return statistics.median(timings[60]), statistics.median(timings[None])
+
+
+def fmt(value: float, unit: str = "") -> str:
+    if value != value:  # NaN
+        return "-"
+    return f"{value:,.0f}{unit}" if value >= 100 else f"{value:.2f}{unit}"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each latency run")
+    parser.add_argument("--calls", type=int, default=200, help="concurrent calls in the load run")
+    parser.add_argument(
+        "--messages", type=int, default=50_000, help="messages in the throughput run"
+    )
+    parser.add_argument("--peer-messages", type=int, default=5_000, help="the same for each peer")
+    parser.add_argument("--chat-size", type=int, default=10_000)
+    parser.add_argument("--db", help="our store's URL (default: a temporary SQLite file)")
+    args = parser.parse_args()
+    configure_logging("WARNING", handler=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        subjects: list[Subject] = [
+            Ours(folder, args.db),
+            Peer(folder, SQLiteSession, "openai-agents SQLiteSession"),
+            Peer(folder, AsyncSQLiteSession, "openai-agents AsyncSQLiteSession"),
+        ]
+        rows: list[tuple[str, list[float], str]] = []
+
+        async def measure(label: str, unit: str, fn: Callable[[Subject], Awaitable[float]]) -> None:
+            values = []
+            for s in subjects:
+                print(f"  {label}: {s.name} …", file=sys.stderr, flush=True)
+                values.append(await fn(s))
+            rows.append((label, values, unit))
+
+        idle: list[float] = []
+        async with loop_lag(idle):
+            await asyncio.sleep(args.seconds)
+        rows.append(
+            ("event-loop lag p99, idle (timer baseline)", [percentile(idle, 0.99)] * 3, " ms")
+        )
+
+        one: dict[str, Result] = {}
+        many: dict[str, Result] = {}
+
+        async def one_call(s: Subject) -> float:
+            one[s.name] = await calls(s, 1, args.seconds, 0.05)
+            return percentile(one[s.name].latencies_ms, 0.5)
+
+        async def many_calls(s: Subject) -> float:
+            many[s.name] = await calls(s, args.calls, args.seconds, 0.5)
+            return percentile(many[s.name].latencies_ms, 0.5)
+
+        await measure("finalize→committed p50, 1 call", " ms", one_call)
+        rows.append(
+            (
+                "finalize→committed p99, 1 call",
+                [percentile(one[s.name].latencies_ms, 0.99) for s in subjects],
+                " ms",
+            )
+        )
+        await measure(f"finalize→committed p50, {args.calls} calls", " ms", many_calls)
+        rows.append(
+            (
+                f"finalize→committed p99, {args.calls} calls",
+                [percentile(many[s.name].latencies_ms, 0.99) for s in subjects],
+                " ms",
+            )
+        )
+        rows.append(
+            (
+                f"event-loop lag p99, {args.calls} calls",
+                [percentile(many[s.name].lag_ms, 0.99) for s in subjects],
+                " ms",
+            )
+        )
+
+        tput: dict[str, Result] = {}
+
+        async def run_throughput(s: Subject) -> float:
+            n = args.messages if isinstance(s, Ours) else args.peer_messages
+            tput[s.name] = await throughput(s, n)
+            return tput[s.name].rate
+
+        await measure("throughput (messages/s)", "", run_throughput)
+
+        loads: dict[str, tuple[float, float]] = {}
+
+        async def last60(s: Subject) -> float:
+            loads[s.name] = await big_chat(s, args.chat_size)
+            return loads[s.name][0]
+
+        await measure(f"load newest 60 of a {args.chat_size:,}-message chat", " ms", last60)
+        rows.append(
+            (
+                f"load all of a {args.chat_size:,}-message chat",
+                [loads[s.name][1] for s in subjects],
+                " ms",
+            )
+        )
+
+    names = ["ours", "SQLiteSession", "AsyncSQLiteSession"]
+    header = ["metric", *names, "ratio SQLiteS.", "ratio AsyncS."]
+    table = []
+    for label, values, unit in rows:
+        higher_is_better = label.startswith("throughput")
+        ratios = [
+            (values[0] / v if higher_is_better else v / values[0])
+            if values[0] and v
+            else float("nan")
+            for v in values[1:]
+        ]
+        table.append([label, *(fmt(v, unit) for v in values), *(f"{r:.1f}×" for r in ratios)])
+    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
+    print()
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    for r in table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    print("\nratio: how many times better ours is (peer time / ours, or ours rate / peer rate)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

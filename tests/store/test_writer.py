@@ -1,0 +1,282 @@
+"""The writer (DESIGN §4): group commit off the call's path, retries, journal spill and replay."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from agent.errors import StoreUnavailable
+from agent.store import ANY_OWNER, Store, WriteResult, open_store
+from agent.store.records import Record
+from agent.store.writer import Writer, WriterClosed, WriterOptions
+from tests.conftest import chat, msg
+
+HERE = Path(__file__).parent
+SECRET = "SECRET-TEXT-never-in-logs"
+
+
+async def contents(store: Store, chat_id: str) -> list[str | None]:
+    page = await store.messages(chat_id, owner=ANY_OWNER)
+    assert [m.seq for m in page.messages] == list(range(1, len(page.messages) + 1))
+    return [m.content for m in page.messages]
+
+
+@pytest.fixture
+async def reader(store: Store) -> Store:
+    """The test's own view of the database; the writer gets a store of its own."""
+    return store
+
+
+async def start_writer(db_url: str, tmp_path: Path, **opts: float) -> Writer:
+    return await Writer.start(
+        await open_store(db_url),
+        tmp_path / "journal",
+        WriterOptions(**opts),  # type: ignore[arg-type]
+    )
+
+
+async def test_submitted_records_are_committed_in_order_and_flush_waits_for_them(
+    reader: Store, db_url: str, tmp_path: Path
+) -> None:
+    writer = await start_writer(db_url, tmp_path, max_batch=7)
+    c = chat()
+    futures = [writer.submit(c)]
+    futures += [writer.submit(msg(c.id, f"m{i}")) for i in range(100)]
+    assert not all(f.done() for f in futures)  # submit never waits for the disk
+    async with asyncio.timeout(10):
+        await writer.flush()
+    assert all(f.done() and f.exception() is None for f in futures)
+    assert await contents(reader, c.id) == [f"m{i}" for i in range(100)]
+    assert writer.backlog == 0
+    await writer.aclose()
+    with pytest.raises(WriterClosed):
+        writer.submit(msg(c.id))
+
+
+class LosesAcks:
+    """A real store whose first `fail` writes commit but then report a failure, as when a
+    connection drops after COMMIT: the writer must retry, and the retry must not duplicate."""
+
+    def __init__(self, inner: Store, fail: int) -> None:
+        self.inner, self.fail, self.calls = inner, fail, 0
+
+    async def write(self, records: Sequence[Record]) -> WriteResult:
+        self.calls += 1
+        result = await self.inner.write(records)
+        if self.fail:
+            self.fail -= 1
+            raise StoreUnavailable("connection lost after commit")
+        return result
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+async def test_a_commit_whose_reply_is_lost_is_retried_without_duplicates(
+    reader: Store, db_url: str, tmp_path: Path
+) -> None:
+    flaky = LosesAcks(await open_store(db_url), fail=3)
+    writer = await Writer.start(flaky, tmp_path / "journal", WriterOptions(retry_initial_s=0.01))  # type: ignore[arg-type]
+    c = chat()
+    writer.submit(c)
+    for i in range(10):
+        writer.submit(msg(c.id, f"m{i}"))
+    async with asyncio.timeout(10):
+        await writer.flush()
+    assert flaky.calls >= 4 and flaky.fail == 0
+    assert await contents(reader, c.id) == [f"m{i}" for i in range(10)]
+    await writer.aclose()
+
+
+async def test_a_cancelled_commit_still_finishes_and_a_retry_adds_nothing(
+    store: Store,
+) -> None:
+    c = chat()
+    batch: list[Record] = [c, *(msg(c.id, f"m{i}") for i in range(200))]
+    task = asyncio.create_task(store.write(batch))
+    await asyncio.sleep(0)  # the transaction has started
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await contents(store, c.id) == [f"m{i}" for i in range(200)]
+    assert (await store.write(batch)).inserted == 0
+    assert len(await contents(store, c.id)) == 200
+
+
+async def test_a_message_for_a_deleted_chat_is_discarded_with_a_log_not_retried_forever(
+    reader: Store, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = await start_writer(db_url, tmp_path)
+    c = chat()
+    writer.submit(c)
+    writer.submit(msg(c.id))
+    await writer.flush()
+    await reader.delete_chat(c.id, owner="alice")
+    late = writer.submit(msg(c.id, "too late"))
+    async with asyncio.timeout(10):
+        await writer.flush()
+        await late
+    assert any(r.msg == "message.discarded" for r in caplog.records)
+    await writer.aclose()
+
+
+Holder = asyncio.subprocess.Process
+
+
+async def logged(event: str) -> None:
+    """Return once the agent logs `event` (structlog events are standard-library records)."""
+    seen = asyncio.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.msg == event:
+                seen.set()
+
+    watch = Watch()
+    logging.getLogger("agent").addHandler(watch)
+    try:
+        await seen.wait()
+    finally:
+        logging.getLogger("agent").removeHandler(watch)
+
+
+@pytest.fixture
+async def lock(db_url: str) -> AsyncIterator[Callable[[], Awaitable[Holder]]]:
+    """Makes another process take the database's write lock and hold it until `release`."""
+    holders: list[Holder] = []
+
+    async def take() -> Holder:
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(HERE / "lock_holder.py"),
+            db_url.removeprefix("sqlite:///"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        holders.append(holder)
+        assert holder.stdout is not None
+        async with asyncio.timeout(10):
+            assert await holder.stdout.readline() == b"locked\n"
+        return holder
+
+    yield take
+    for holder in holders:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+
+
+async def release(holder: Holder) -> None:
+    assert holder.stdin is not None and holder.stdout is not None
+    holder.stdin.write(b"go\n")
+    async with asyncio.timeout(15):
+        assert await holder.stdout.readline() == b"released\n"
+        await holder.wait()
+
+
+async def test_past_the_queue_bound_records_spill_to_the_journal_and_replay_in_order(
+    reader: Store,
+    db_url: str,
+    tmp_path: Path,
+    lock: Callable[[], Awaitable[Holder]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    c = chat()
+    await reader.write([c])
+    locked = await lock()
+    writer = await start_writer(db_url, tmp_path, max_queue=50, max_batch=20, retry_initial_s=0.01)
+    futures = [writer.submit(msg(c.id, f"{SECRET} {i}")) for i in range(300)]
+    async with asyncio.timeout(20):
+        await asyncio.gather(*futures[50:])  # journaled and fsynced while the store is locked
+    assert not any(f.done() for f in futures[:50])  # still in memory, not yet committed
+    journal = list((tmp_path / "journal").glob("journal-*.jsonl"))
+    assert len(journal) == 1 and len(journal[0].read_bytes().splitlines()) == 250
+    assert (await reader.get_chat(c.id, owner=ANY_OWNER)).message_count == 0
+    writer.submit(msg(c.id, f"{SECRET} late"))  # arrives behind the journal, stays behind it
+    async with asyncio.timeout(20):  # the store stays locked past the busy timeout: a retry
+        await logged("store.retry")
+    await release(locked)
+    async with asyncio.timeout(30):
+        await writer.flush()
+    assert await contents(reader, c.id) == [f"{SECRET} {i}" for i in range(300)] + [
+        f"{SECRET} late"
+    ]
+    assert journal[0].stat().st_size == 0  # drained
+    await writer.aclose()
+    assert not journal[0].exists()
+    log_text = " ".join(str(vars(r)) for r in caplog.records)
+    assert "store.retry" in log_text and "writer.spilling" in log_text
+    assert SECRET not in log_text
+
+
+async def test_what_could_not_be_committed_at_close_is_replayed_by_the_next_writer(
+    reader: Store, db_url: str, tmp_path: Path, lock: Callable[[], Awaitable[Holder]]
+) -> None:
+    c = chat()
+    await reader.write([c])
+    locked = await lock()
+    writer = await start_writer(db_url, tmp_path, max_queue=30, close_timeout_s=0.5)
+    futures = [writer.submit(msg(c.id, f"m{i}")) for i in range(100)]
+    async with asyncio.timeout(30):
+        await writer.aclose()  # the store is locked: nothing can be committed
+    assert all(f.done() and f.exception() is None for f in futures)  # all journaled
+    assert (await reader.get_chat(c.id, owner=ANY_OWNER)).message_count == 0
+    await release(locked)
+    successor = await start_writer(db_url, tmp_path)
+    async with asyncio.timeout(30):
+        await successor.flush()
+    assert await contents(reader, c.id) == [f"m{i}" for i in range(100)]
+    await successor.aclose()
+    assert list((tmp_path / "journal").iterdir()) == []
+
+
+async def test_acknowledged_messages_survive_sigkill_at_random_moments(
+    reader: Store, db_url: str, tmp_path: Path
+) -> None:
+    c = chat()
+    await reader.write([c])
+    rng = random.Random(20261122)
+    acked: list[str] = []
+    for run in range(20):
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(HERE / "writer_child.py"),
+            db_url,
+            str(tmp_path / "journal"),
+            c.id,
+            str(run),
+            str(rng.choice([20, 200, 10_000])),
+            stdout=subprocess.PIPE,
+            cwd=HERE.parent.parent,
+        )
+        assert child.stdout is not None
+        async with asyncio.timeout(30):
+            assert await child.stdout.readline() == b"ready\n"
+            await asyncio.sleep(rng.uniform(0.05, 0.6))
+            child.kill()
+            out = await child.stdout.read()
+            await child.wait()
+        complete = out.split(b"\n")[:-1]  # a line cut by the kill is not an acknowledgement
+        acked += [line[4:].decode() for line in complete if line.startswith(b"ack ")]
+        # the next process replays whatever the killed one left in its journal
+        successor = await start_writer(db_url, tmp_path)
+        async with asyncio.timeout(30):
+            await successor.flush()
+        await successor.aclose()
+    page = await reader.messages(c.id, owner=ANY_OWNER)
+    ids = [m.id for m in page.messages]
+    assert len(acked) > 1000
+    assert set(acked) <= set(ids), "an acknowledged message was lost"
+    assert len(ids) == len(set(ids)) and len({m.content for m in page.messages}) == len(ids)
+    assert [m.seq for m in page.messages] == list(range(1, len(ids) + 1))
+    for run in range(20):  # each run's messages are in the order it wrote them
+        mine = [int(i.split("-")[1]) for i in ids if i.startswith(f"r{run}-")]
+        assert mine == sorted(mine)
+    assert await reader.check() == []

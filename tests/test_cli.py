@@ -1,0 +1,299 @@
+"""`agentctl` history and db commands (DESIGN §8) on a real temporary database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from agent.cli.main import main
+from agent.store import ANY_OWNER, open_store
+from tests.conftest import chat, msg
+
+AGENTCTL = str(Path(sys.executable).with_name("agentctl"))
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@dataclass
+class Seeded:
+    url: str
+    lisbon: str
+    porto: str
+    bobs: str
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Seeded:
+    url = f"sqlite:///{tmp_path}/agent.db"
+
+    async def seed() -> Seeded:
+        store = await open_store(url)
+        await store.migrate()
+        lisbon, porto, bobs = chat("alice", at=1_790_000_000.0), chat("alice"), chat("bob")
+        await store.write(
+            [
+                lisbon,
+                porto,
+                bobs,
+                msg(lisbon.id, "I'd like to plan a trip to Lisbon.", at=1_790_000_001.0),
+                msg(lisbon.id, "Sure, when?", role="assistant", at=1_790_000_002.0),
+                msg(lisbon.id, "In May, with the kids.", at=1_790_000_003.0),
+                msg(porto.id, "What's the weather in Porto?"),
+                msg(bobs.id, "Lisbon for bob"),
+            ]
+        )
+        await store.close_chat(lisbon.id, status="closed", end_reason="hangup", at=1_790_000_004.0)
+        await store.aclose()
+        return Seeded(url, lisbon.id, porto.id, bobs.id)
+
+    return asyncio.run(seed())
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], db: Seeded, *argv: str) -> object:
+    code, out, err = run(capsys, "--json", "--db", db.url, *argv)
+    assert (code, err) == (0, ""), err
+    return json.loads(out)
+
+
+def test_db_migrate_applies_once_then_says_nothing_to_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path}/new.db"
+    assert run(capsys, "--db", url, "db", "migrate")[:2] == (
+        0,
+        "applied 1; schema is at version 1\n",
+    )
+    code, out, _ = run(capsys, "--json", "--db", url, "db", "migrate")
+    assert (code, json.loads(out)) == (0, {"applied": [], "version": 1})
+
+
+def test_history_commands_on_an_unmigrated_database_say_to_migrate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "--db", f"sqlite:///{tmp_path}/new.db", "chats", "list")
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "agentctl db migrate" in err
+    code, out, _ = run(capsys, "--db", f"sqlite:///{tmp_path}/new.db", "db", "check")
+    assert code == 1 and "schema is at version 0" in out
+
+
+def test_chats_list_shows_a_table_and_json(db: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--db", db.url, "chats", "list")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == [
+        "ID",
+        "OWNER",
+        "STATUS",
+        "MESSAGES",
+        "UPDATED",
+        "TITLE",
+    ]
+    assert len(lines) == 4 and lines[-1].startswith(db.lisbon)  # least recently updated last
+    listed = run_json(capsys, db, "chats", "list", "--owner", "alice")
+    assert isinstance(listed, dict) and listed["next_cursor"] is None
+    first = listed["chats"][-1]
+    assert set(first) >= {
+        "id",
+        "owner",
+        "title",
+        "status",
+        "end_reason",
+        "created_at",
+        "updated_at",
+        "ended_at",
+        "message_count",
+    }
+    assert (first["id"], first["status"], first["end_reason"], first["message_count"]) == (
+        db.lisbon,
+        "closed",
+        "hangup",
+        3,
+    )
+    assert first["title"] == "I'd like to plan a trip to Lisbon."
+    assert all(ISO.match(first[k]) for k in ("created_at", "updated_at", "ended_at"))
+    closed = run_json(capsys, db, "chats", "list", "--status", "closed")
+    assert [c["id"] for c in closed["chats"]] == [db.lisbon]  # type: ignore[index]
+
+
+def test_chats_list_pages_with_a_cursor(db: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
+    page1 = run_json(capsys, db, "chats", "list", "--limit", "2")
+    assert isinstance(page1, dict) and len(page1["chats"]) == 2 and page1["next_cursor"]
+    page2 = run_json(capsys, db, "chats", "list", "--limit", "2", "--cursor", page1["next_cursor"])
+    assert isinstance(page2, dict) and page2["next_cursor"] is None
+    ids = [c["id"] for c in page1["chats"] + page2["chats"]]
+    assert sorted(ids) == sorted([db.lisbon, db.porto, db.bobs])
+
+
+def test_chats_show_prints_the_conversation(db: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--db", db.url, "chats", "show", db.lisbon)
+    assert code == 0 and "Sure, when?" in out and "In May, with the kids." in out
+    shown = run_json(capsys, db, "chats", "show", db.lisbon)
+    assert isinstance(shown, dict) and shown["chat"]["id"] == db.lisbon
+    assert [(m["seq"], m["role"]) for m in shown["messages"]] == [
+        (1, "user"),
+        (2, "assistant"),
+        (3, "user"),
+    ]
+    assert set(shown["messages"][0]) == {
+        "seq",
+        "role",
+        "content",
+        "created_at",
+        "interrupted",
+        "tool_name",
+        "prosody",
+    }
+
+
+def test_chats_export_in_every_format_with_iso_times(
+    db: Seeded, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, md, _ = run(capsys, "--db", db.url, "chats", "export", db.lisbon, "--format", "md")
+    assert code == 0 and md.startswith("# I'd like to plan a trip to Lisbon.")
+    assert "**2. assistant** · 2026-09-21T" in md and "Sure, when?" in md
+    doc = run_json(capsys, db, "chats", "export", db.lisbon, "--format", "json")
+    assert isinstance(doc, dict) and len(doc["messages"]) == 3
+    assert doc["messages"][0]["created_at"] == "2026-09-21T14:13:21.000Z"
+    code, jsonl, _ = run(capsys, "--db", db.url, "chats", "export", db.lisbon, "--format", "jsonl")
+    rows = [json.loads(line) for line in jsonl.splitlines()]
+    assert [r["type"] for r in rows] == ["chat", "message", "message", "message"]
+    assert [r.get("content") for r in rows[1:]] == [m["content"] for m in doc["messages"]]
+    target = tmp_path / "out.md"
+    assert run(capsys, "--db", db.url, "chats", "export", db.lisbon, "-o", str(target))[0] == 0
+    assert target.read_text(encoding="utf-8") == md
+
+
+def test_chats_search_finds_messages_by_owner(
+    db: Seeded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    every = run_json(capsys, db, "chats", "search", "lisbon")
+    assert isinstance(every, dict) and {h["owner"] for h in every["hits"]} == {"alice", "bob"}
+    alices = run_json(capsys, db, "chats", "search", "lisbon", "--owner", "alice")
+    assert isinstance(alices, dict)
+    assert [(h["chat_id"], h["seq"]) for h in alices["hits"]] == [(db.lisbon, 1)]
+    code, out, _ = run(capsys, "--db", db.url, "chats", "search", "madrid")
+    assert (code, out) == (0, "no matches\n")
+
+
+def test_chats_rename_delete_and_prune_change_the_store(
+    db: Seeded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    renamed = run_json(capsys, db, "chats", "rename", db.porto, "Weather in Porto")
+    assert isinstance(renamed, dict) and renamed["chat"]["title"] == "Weather in Porto"
+    assert run_json(capsys, db, "chats", "delete", db.bobs) == {"deleted": db.bobs}
+    pruned = run_json(capsys, db, "chats", "prune", "--older-than", "30d")
+    assert isinstance(pruned, dict) and pruned["deleted"] == 1  # the closed Lisbon chat
+
+    async def remaining() -> list[str]:
+        store = await open_store(db.url)
+        page = await store.list_chats(owner=ANY_OWNER)
+        await store.aclose()
+        return [c.id for c in page.chats]
+
+    assert asyncio.run(remaining()) == [db.porto]
+
+
+def test_db_check_stats_and_backup(
+    db: Seeded, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert run_json(capsys, db, "db", "check") == {"ok": True, "problems": []}
+    stats = run_json(capsys, db, "db", "stats")
+    assert isinstance(stats, dict)
+    assert (stats["chats"], stats["messages"], stats["owners"]) == (3, 5, 2)
+    assert stats["chats_by_status"] == {"active": 2, "closed": 1} and stats["schema_version"] == 1
+    target = tmp_path / "copy.db"
+    backup = run_json(capsys, db, "db", "backup", str(target))
+    assert isinstance(backup, dict) and backup["bytes"] == target.stat().st_size > 0
+    copy = Seeded(f"sqlite:///{target}", db.lisbon, db.porto, db.bobs)
+    assert run_json(capsys, copy, "db", "stats")["messages"] == 5  # type: ignore[index]
+    code, _, err = run(capsys, "--db", db.url, "db", "backup", str(target))
+    assert code == 1 and err == f"agentctl: {target} already exists\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["chats", "show", "chat_nope"], "agentctl: no such chat: chat_nope\n"),
+        (
+            ["chats", "export", "chat_nope", "--format", "json"],
+            "agentctl: no such chat: chat_nope\n",
+        ),
+        (["chats", "rename", "chat_nope", "x"], "agentctl: no such chat: chat_nope\n"),
+        (["chats", "delete", "chat_nope"], "agentctl: no such chat: chat_nope\n"),
+        (
+            ["chats", "prune", "--older-than", "soon"],
+            "agentctl: not a duration: 'soon' (use e.g. 90d, 12h, 30m)\n",
+        ),
+        (["chats", "list", "--limit", "0"], "agentctl: --limit must be between 1 and 1000\n"),
+        (
+            ["chats", "list", "--cursor", "bogus"],
+            "agentctl: cursor is not one this store gave out\n",
+        ),
+        (["chats", "search", "?!"], "agentctl: a search needs at least one word\n"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_1(
+    db: Seeded, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert run(capsys, "--db", db.url, *argv) == (1, "", message)
+
+
+def test_a_rename_to_a_bad_title_changes_nothing(
+    db: Seeded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "--db", db.url, "chats", "rename", db.porto, "x" * 101)
+    assert (code, err) == (1, "agentctl: a title has 1 to 100 characters\n")
+    shown = run_json(capsys, db, "chats", "show", db.porto)
+    assert shown["chat"]["title"] == "What's the weather in Porto?"  # type: ignore[index]
+
+
+def test_the_console_script_reports_usage_errors_with_exit_code_2(db: Seeded) -> None:
+    done = subprocess.run(
+        [AGENTCTL, "chats", "frobnicate"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("agentctl chats: usage error:")
+
+
+def test_the_console_script_reports_bad_settings_in_one_line(db: Seeded) -> None:
+    bad_url = subprocess.run(
+        [AGENTCTL, "--db", "mysql://x", "chats", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (bad_url.returncode, bad_url.stderr) == (
+        1,
+        "agentctl: AGENT_DB_URL must start with sqlite:/// or postgresql://\n",
+    )
+    bad_env = subprocess.run(
+        [AGENTCTL, "--db", db.url, "chats", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "AGENT_LOG_LEVEL": "LOUD"},
+    )
+    assert bad_env.returncode == 1 and bad_env.stderr.startswith("agentctl: AGENT_LOG_LEVEL: ")
+    assert bad_env.stderr.count("\n") == 1
+    ok = subprocess.run(
+        [AGENTCTL, "--json", "--db", db.url, "chats", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0 and len(json.loads(ok.stdout)["chats"]) == 3
