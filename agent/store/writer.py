@@ -21,7 +21,7 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +80,6 @@ class Writer:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._closing = False
-        self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task = asyncio.create_task(self._run(), name="agent-writer")
         if journal.unread:
@@ -151,14 +150,14 @@ class Writer:
             self._queue.clear()
             if leftover:
                 # Older than anything already journaled: they go in front of it.
-                await self._in_io(self._journal.prepend, _Lines([p.record for p in leftover]))
+                records = [p.record for p in leftover]
+                await self._in_io(lambda: self._journal.prepend(_encode(records)))
                 for p in leftover:
                     if not p.future.done():
                         p.future.set_result(None)
                 log.info("writer.journaled_at_close", records=len(leftover))
-            await self._in_io(self._journal.close, remove=True)
-            self._io.shutdown(wait=True)
-            self._closed = True
+            await self._in_io(lambda: self._journal.close(remove=True))
+            self._io.shutdown(wait=False)  # idle by now
             await self._store.aclose()
 
     # --- the writer's side ----------------------------------------------------------------
@@ -168,15 +167,10 @@ class Writer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _in_io(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run journal work on the journal thread, in submission order. A `_Lines` argument is
-        encoded there too: serializing thousands of records on the event loop stalls the call."""
-        loop = asyncio.get_running_loop()
-
-        def call() -> Any:
-            return fn(*(a.encode() if isinstance(a, _Lines) else a for a in args), **kwargs)
-
-        return await loop.run_in_executor(self._io, call)
+    async def _in_io(self, work: Callable[[], T]) -> T:
+        """Run journal work on the journal thread, in submission order. Records are encoded
+        there too: serializing thousands of them on the event loop would stall the call."""
+        return await asyncio.get_running_loop().run_in_executor(self._io, work)
 
     async def _run(self) -> None:
         delay = self._opts.retry_initial_s
@@ -215,7 +209,7 @@ class Writer:
         return False
 
     async def _replay_some(self) -> None:
-        lines, offset = await self._in_io(self._journal.read, self._opts.max_batch)
+        lines, offset = await self._in_io(lambda: self._journal.read(self._opts.max_batch))
         records: list[Record] = []
         for line in lines:
             try:
@@ -224,7 +218,7 @@ class Writer:
                 log.error("journal.bad_line", error=type(exc).__name__)
         if records:
             await self._commit(records)
-        await self._in_io(self._journal.consumed, offset, len(lines))
+        await self._in_io(lambda: self._journal.consumed(offset, len(lines)))
         self._journal_unread -= len(lines)
         self._advance(len(lines))
         if not self._journal_unread and not self._spill and not self._appending:
@@ -246,7 +240,7 @@ class Writer:
         delay = self._opts.retry_initial_s
         while True:
             try:
-                await self._in_io(self._journal.append, _Lines(records))
+                await self._in_io(lambda: self._journal.append(_encode(records)))
                 break
             except OSError as exc:
                 # A full or failing disk: keep the records in memory and keep trying.
@@ -317,14 +311,8 @@ class Writer:
             delay = min(delay * 2, self._opts.retry_max_s)
 
 
-@dataclass(frozen=True, slots=True)
-class _Lines:
-    """Records to become journal lines, encoded on the journal thread."""
-
-    records: list[Record]
-
-    def encode(self) -> list[bytes]:
-        return [r.model_dump_json().encode() for r in self.records]
+def _encode(records: list[Record]) -> list[bytes]:
+    return [r.model_dump_json().encode() for r in records]
 
 
 def _ms(seconds: float) -> float:
