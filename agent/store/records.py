@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -187,8 +187,10 @@ class Chat:
     message_count: int
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
+    """A stored message. A named tuple, not a dataclass: immutable all the same, and built in C,
+    which matters when a whole 10,000-message chat is read."""
+
     id: str
     chat_id: str
     call_id: str | None

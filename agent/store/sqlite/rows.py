@@ -43,26 +43,20 @@ def chat_from_row(row: Row) -> Chat:
     )
 
 
+_JSON_COLUMNS = (7, 8, 14, 15)  # tool_call, tool_result, prosody, item
+_INTERRUPTED, _METADATA = 9, 16
+_PLAIN_METADATA = '{"v":1}'  # what nearly every message carries: not worth a parse
+
+
 def message_from_row(row: Row) -> Message:
-    return Message(
-        id=row[0],
-        chat_id=row[1],
-        call_id=row[2],
-        seq=row[3],
-        role=row[4],
-        content=row[5],
-        tool_name=row[6],
-        tool_call=_loads(row[7]),
-        tool_result=_loads(row[8]),
-        interrupted=bool(row[9]),
-        confidence=row[10],
-        started_at=row[11],
-        ended_at=row[12],
-        created_at=row[13],
-        prosody=_loads(row[14]),
-        item=_loads(row[15]),
-        metadata=json.loads(row[16]),
-    )
+    values = list(row)
+    for i in _JSON_COLUMNS:
+        if values[i] is not None:
+            values[i] = json.loads(values[i])
+    values[_INTERRUPTED] = bool(values[_INTERRUPTED])
+    metadata = values[_METADATA]
+    values[_METADATA] = {"v": 1} if metadata == _PLAIN_METADATA else json.loads(metadata)
+    return Message._make(values)
 
 
 def message_to_row(m: NewMessage, seq: int) -> tuple[Any, ...]:
