@@ -267,11 +267,10 @@ class Writer:
             await self._write_retrying(records)
         except StoreError:
             if len(records) == 1:
-                raise_for = records[0]
                 log.error(
                     "message.failed",
-                    record_id=raise_for.id,
-                    kind=raise_for.kind,
+                    record_id=records[0].id,
+                    kind=records[0].kind,
                     attempts=PERMANENT_ATTEMPTS,
                 )
                 return

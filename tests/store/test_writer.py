@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import StoreUnavailable
+from agent.errors import StoreError, StoreUnavailable
 from agent.store import ANY_OWNER, Store, WriteResult, open_store
 from agent.store.records import Record
 from agent.store.writer import Writer, WriterClosed, WriterOptions
@@ -92,6 +92,40 @@ async def test_a_commit_whose_reply_is_lost_is_retried_without_duplicates(
         await writer.flush()
     assert flaky.calls >= 4 and flaky.fail == 0
     assert await contents(reader, c.id) == [f"m{i}" for i in range(10)]
+    await writer.aclose()
+
+
+class RefusesOne:
+    """A real store that refuses, as a permanent error, any batch holding one given id."""
+
+    def __init__(self, inner: Store, bad_id: str) -> None:
+        self.inner, self.bad_id, self.refused = inner, bad_id, 0
+
+    async def write(self, records: Sequence[Record]) -> WriteResult:
+        if any(r.id == self.bad_id for r in records):
+            self.refused += 1
+            raise StoreError("constraint failed")
+        return await self.inner.write(records)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+async def test_one_record_that_keeps_failing_does_not_hold_back_the_rest(
+    reader: Store, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    picky = RefusesOne(await open_store(db_url), bad_id="poison")
+    writer = await Writer.start(picky, tmp_path / "journal", WriterOptions(retry_initial_s=0.01))  # type: ignore[arg-type]
+    c = chat()
+    writer.submit(c)
+    for i in range(20):
+        writer.submit(msg(c.id, f"m{i}", msg_id="poison" if i == 7 else None))
+    async with asyncio.timeout(10):
+        await writer.flush()
+    assert await contents(reader, c.id) == [f"m{i}" for i in range(20) if i != 7]
+    failed = [r for r in caplog.records if r.msg == "message.failed"]
+    assert len(failed) == 1 and failed[0].record_id == "poison"  # type: ignore[attr-defined]
+    assert picky.refused == 1 + 3  # the batch once, then the record alone, three attempts
     await writer.aclose()
 
 

@@ -185,7 +185,7 @@ class SqliteStore:
         with _mapped():
             await self._reader.close()
             await asyncio.get_running_loop().run_in_executor(self._write_thread, self._conn.close)
-        self._write_thread.shutdown(wait=True)
+        self._write_thread.shutdown(wait=False)  # idle by now
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -198,7 +198,8 @@ class SqliteStore:
                     self._conn.execute("COMMIT")
                 except BaseException:
                     if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
+                        with contextlib.suppress(sqlite3.Error):  # keep the original error
+                            self._conn.execute("ROLLBACK")
                     raise
                 return result
 
