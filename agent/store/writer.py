@@ -290,15 +290,12 @@ class Writer:
                     records=len(records),
                     delay_s=round(delay, 3),
                 )
-            except StoreError as exc:
+            except Exception as exc:  # StoreError, or a bug below: the loop must outlive both
                 permanent_failures += 1
-                log.warning("store.write_failed", error=type(exc).__name__, records=len(records))
+                log.error("store.write_failed", error=type(exc).__name__, records=len(records))
                 if permanent_failures >= PERMANENT_ATTEMPTS or len(records) > 1:
-                    raise
-            except Exception as exc:  # the writer loop must outlive any bug below it
-                permanent_failures += 1
-                log.error("store.write_error", error=type(exc).__name__, records=len(records))
-                if permanent_failures >= PERMANENT_ATTEMPTS or len(records) > 1:
+                    if isinstance(exc, StoreError):
+                        raise
                     raise StoreError(type(exc).__name__) from exc
             else:
                 if result.orphaned:

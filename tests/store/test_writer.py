@@ -60,7 +60,16 @@ async def test_submitted_records_are_committed_in_order_and_flush_waits_for_them
         writer.submit(msg(c.id))
 
 
-class LosesAcks:
+class Wrapped:
+    """A real store with `write` replaced by the subclass; everything else passes through."""
+
+    inner: Store
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+class LosesAcks(Wrapped):
     """A real store whose first `fail` writes commit but then report a failure, as when a
     connection drops after COMMIT: the writer must retry, and the retry must not duplicate."""
 
@@ -74,9 +83,6 @@ class LosesAcks:
             self.fail -= 1
             raise StoreUnavailable("connection lost after commit")
         return result
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
 
 
 async def test_a_commit_whose_reply_is_lost_is_retried_without_duplicates(
@@ -95,7 +101,7 @@ async def test_a_commit_whose_reply_is_lost_is_retried_without_duplicates(
     await writer.aclose()
 
 
-class RefusesOne:
+class RefusesOne(Wrapped):
     """A real store that refuses, as a permanent error, any batch holding one given id."""
 
     def __init__(self, inner: Store, bad_id: str) -> None:
@@ -106,9 +112,6 @@ class RefusesOne:
             self.refused += 1
             raise StoreError("constraint failed")
         return await self.inner.write(records)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
 
 
 async def test_one_record_that_keeps_failing_does_not_hold_back_the_rest(

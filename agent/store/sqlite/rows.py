@@ -21,10 +21,6 @@ MESSAGE_COLUMNS = (
 Row = sqlite3.Row | tuple[Any, ...]
 
 
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
 def chat_from_row(row: Row) -> Chat:
     return Chat(
         id=row[0],
