@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 import itertools
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,8 @@ from agent.store import Store, open_store
 from agent.store.records import NewChat, NewMessage, Role
 
 _ids = itertools.count(1)
+HERE = Path(__file__).parent
+Holder = asyncio.subprocess.Process
 
 
 @pytest.fixture(params=["sqlite"])
@@ -59,3 +64,37 @@ def _structured_logs() -> None:
     from agent.logs import configure_logging
 
     configure_logging("DEBUG")
+
+
+@pytest.fixture
+async def lock(db_url: str) -> AsyncIterator[Callable[[], Awaitable[Holder]]]:
+    """Makes another process take the database's write lock and hold it until `release`."""
+    holders: list[Holder] = []
+
+    async def take() -> Holder:
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(HERE / "store" / "lock_holder.py"),
+            db_url.removeprefix("sqlite:///"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        holders.append(holder)
+        assert holder.stdout is not None
+        async with asyncio.timeout(10):
+            assert await holder.stdout.readline() == b"locked\n"
+        return holder
+
+    yield take
+    for holder in holders:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+
+
+async def release(holder: Holder) -> None:
+    assert holder.stdin is not None and holder.stdout is not None
+    holder.stdin.write(b"go\n")
+    async with asyncio.timeout(15):
+        assert await holder.stdout.readline() == b"released\n"
+        await holder.wait()

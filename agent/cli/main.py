@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from agent.cli import chats, db
+from agent.cli import chats, db, simulate
 from agent.errors import AgentError, NotFound, SchemaError
 from agent.logs import configure_logging
 from agent.settings import Settings, load_settings
@@ -31,10 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chats.add_parsers(sub)
     db.add_parsers(sub)
+    simulate.add_parsers(sub)
     return parser
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    if getattr(args, "own_store", False):  # commands that open what they need themselves
+        own: int = await args.run(settings, args)
+        return own
     store: Store = await open_store(args.db or settings.db_url)
     try:
         if args.run not in (db.migrate, db.check):

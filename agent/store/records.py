@@ -129,6 +129,13 @@ class _Record(BaseModel):
         """`metadata` always carries "v" so later shapes can be told apart (§3)."""
         return value if "v" in value else {"v": 1, **value}
 
+    @property
+    def ref(self) -> str:
+        """The id a log line may name this record by."""
+        return str(
+            self.__dict__.get("id") or self.__dict__.get("call_id") or self.__dict__["chat_id"]
+        )
+
     def json_texts(self) -> dict[str, str]:
         """The JSON fields that are not None, as the JSON text to store, by field name."""
         return self._json
@@ -167,7 +174,42 @@ class NewMessage(_Record):
     metadata: JsonObject = Field(default_factory=lambda: {"v": 1})
 
 
-Record = Annotated[NewChat | NewMessage, Field(discriminator="kind")]
+CallEndReason = Literal["new_chat", "switched", "hangup", "shutdown", "lost", "taken_over"]
+
+
+class NewCall(_Record):
+    """A call (one LiveKit job serving one caller) holding a chat. Replaying it does nothing."""
+
+    kind: Literal["call"] = "call"
+    id: str = Field(min_length=1, max_length=64)
+    chat_id: str = Field(min_length=1, max_length=64)
+    room: str | None = None
+    job_id: str | None = None
+    participant: str | None = None
+    started_at: float
+
+
+class CallEnded(_Record):
+    """The end of a call. Only the first end counts: replaying it changes nothing."""
+
+    kind: Literal["call_ended"] = "call_ended"
+    call_id: str = Field(min_length=1, max_length=64)
+    end_reason: CallEndReason
+    ended_at: float
+
+
+class ChatMetadataSet(_Record):
+    """One key of a chat's `metadata` set to a JSON object (the prosody baseline, for one)."""
+
+    kind: Literal["chat_metadata"] = "chat_metadata"
+    chat_id: str = Field(min_length=1, max_length=64)
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    value: JsonObject
+
+
+Record = Annotated[
+    NewChat | NewMessage | NewCall | CallEnded | ChatMetadataSet, Field(discriminator="kind")
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,11 @@ class Writer:
         await waiter
 
     @property
+    def store(self) -> Store:
+        """The store the writer commits to (it owns it: `aclose` closes it)."""
+        return self._store
+
+    @property
     def backlog(self) -> int:
         """Records submitted and not yet committed."""
         return self._submitted - self._done
@@ -269,7 +274,7 @@ class Writer:
             if len(records) == 1:
                 log.error(
                     "message.failed",
-                    record_id=records[0].id,
+                    record_id=records[0].ref,
                     kind=records[0].kind,
                     attempts=PERMANENT_ATTEMPTS,
                 )

@@ -7,7 +7,7 @@ import logging
 import random
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from agent.errors import StoreError, StoreUnavailable
 from agent.store import ANY_OWNER, Store, WriteResult, open_store
 from agent.store.records import Record
 from agent.store.writer import Writer, WriterClosed, WriterOptions
-from tests.conftest import chat, msg
+from tests.conftest import Holder, chat, msg, release
 
 HERE = Path(__file__).parent
 SECRET = "SECRET-TEXT-never-in-logs"
@@ -108,7 +108,7 @@ class RefusesOne(Wrapped):
         self.inner, self.bad_id, self.refused = inner, bad_id, 0
 
     async def write(self, records: Sequence[Record]) -> WriteResult:
-        if any(r.id == self.bad_id for r in records):
+        if any(r.ref == self.bad_id for r in records):
             self.refused += 1
             raise StoreError("constraint failed")
         return await self.inner.write(records)
@@ -164,9 +164,6 @@ async def test_a_message_for_a_deleted_chat_is_discarded_with_a_log_not_retried_
     await writer.aclose()
 
 
-Holder = asyncio.subprocess.Process
-
-
 async def logged(event: str) -> None:
     """Return once the agent logs `event` (structlog events are standard-library records)."""
     seen = asyncio.Event()
@@ -182,40 +179,6 @@ async def logged(event: str) -> None:
         await seen.wait()
     finally:
         logging.getLogger("agent").removeHandler(watch)
-
-
-@pytest.fixture
-async def lock(db_url: str) -> AsyncIterator[Callable[[], Awaitable[Holder]]]:
-    """Makes another process take the database's write lock and hold it until `release`."""
-    holders: list[Holder] = []
-
-    async def take() -> Holder:
-        holder = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(HERE / "lock_holder.py"),
-            db_url.removeprefix("sqlite:///"),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        holders.append(holder)
-        assert holder.stdout is not None
-        async with asyncio.timeout(10):
-            assert await holder.stdout.readline() == b"locked\n"
-        return holder
-
-    yield take
-    for holder in holders:
-        if holder.returncode is None:
-            holder.kill()
-            await holder.wait()
-
-
-async def release(holder: Holder) -> None:
-    assert holder.stdin is not None and holder.stdout is not None
-    holder.stdin.write(b"go\n")
-    async with asyncio.timeout(15):
-        assert await holder.stdout.readline() == b"released\n"
-        await holder.wait()
 
 
 async def test_past_the_queue_bound_records_spill_to_the_journal_and_replay_in_order(

@@ -17,8 +17,11 @@ from agent.errors import NotFound, SchemaError
 from agent.store import migrations
 from agent.store.base import WriteResult
 from agent.store.records import (
+    CallEnded,
+    ChatMetadataSet,
     ChatStatus,
     EndReason,
+    NewCall,
     NewChat,
     NewMessage,
     Record,
@@ -30,6 +33,13 @@ _INSERT_CHAT = (
     "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
     " VALUES (?, ?, ?, 'active', ?, ?, ?) ON CONFLICT (id) DO NOTHING"
 )
+_INSERT_CALL = (
+    "INSERT INTO calls (id, chat_id, room, job_id, participant, started_at, heartbeat_at)"
+    " SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM chats WHERE id = ?)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+_END_CALL = "UPDATE calls SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL"
+_SET_METADATA = "UPDATE chats SET metadata = json_set(metadata, '$.' || ?, json(?)) WHERE id = ?"
 _ROW_PARAMS = "(" + ", ".join("?" * 17) + ")"
 # Rows per INSERT statement. One statement per chunk, not one per row: FTS5 flushes its pending
 # terms at every statement inside a trigger, which made per-row inserts ~4x slower.
@@ -84,8 +94,11 @@ def apply_migration(conn: sqlite3.Connection, m: migrations.Migration) -> bool:
 
 
 def write_records(conn: sqlite3.Connection, records: Sequence[Record]) -> WriteResult:
+    """Apply a batch. Chats and calls go first and the rest after the messages, which is the
+    order a batch can need: a record only ever refers to a chat or call created before it."""
     chats = [r for r in records if isinstance(r, NewChat)]
     messages = [r for r in records if isinstance(r, NewMessage)]
+    calls = [r for r in records if isinstance(r, NewCall)]
     if chats:
         conn.executemany(
             _INSERT_CHAT,
@@ -101,9 +114,33 @@ def write_records(conn: sqlite3.Connection, records: Sequence[Record]) -> WriteR
                 for c in chats
             ],
         )
-    if not messages:
-        return WriteResult(inserted=0)
+    if calls:
+        conn.executemany(
+            _INSERT_CALL,
+            [
+                (
+                    c.id,
+                    c.chat_id,
+                    c.room,
+                    c.job_id,
+                    c.participant,
+                    c.started_at,
+                    c.started_at,
+                    c.chat_id,
+                )
+                for c in calls
+            ],
+        )
+    result = _write_messages(conn, messages) if messages else WriteResult(inserted=0)
+    for r in records:
+        if isinstance(r, CallEnded):
+            conn.execute(_END_CALL, (r.ended_at, r.end_reason, r.call_id))
+        elif isinstance(r, ChatMetadataSet):
+            conn.execute(_SET_METADATA, (r.key, r.json_texts()["value"], r.chat_id))
+    return result
 
+
+def _write_messages(conn: sqlite3.Connection, messages: list[NewMessage]) -> WriteResult:
     # seq is each chat's next number, given inside this transaction (BEGIN IMMEDIATE makes it
     # exclusive across connections and processes); a replayed id takes no number.
     wanted = json.dumps(sorted({m.chat_id for m in messages}))

@@ -1,0 +1,184 @@
+"""Capture (DESIGN §4): every finalized message of a call, handed to the writer the moment it
+finalizes. The session's callbacks are synchronous and on the call's path, so they only build
+a record and submit it (microseconds); the writer commits off the loop. Nothing here raises
+into the session, and message text never reaches a log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import structlog
+from livekit.agents import AgentSession, llm
+from livekit.agents.voice.events import ConversationItemAddedEvent, FunctionToolsExecutedEvent
+
+from agent.assistant import SPOKEN_KEY
+from agent.call import CallState
+from agent.store.records import (
+    CallEnded,
+    ChatMetadataSet,
+    ChatStatus,
+    NewCall,
+    NewChat,
+    NewMessage,
+    Record,
+)
+from agent.store.writer import Writer
+
+log = structlog.get_logger(__name__)
+
+CallEnd = Literal["hangup", "shutdown", "lost"]
+BASELINE_KEY = "prosody_baseline"
+
+
+def message_record(item: llm.ChatMessage, chat_id: str, call_id: str) -> NewMessage:
+    """A user or assistant `ChatMessage` as the message to store."""
+    metrics = item.metrics
+    prosody = item.extra.get("prosody") if item.role == "user" else None
+    spoken = item.extra.get(SPOKEN_KEY) or [None, None]
+    return NewMessage(
+        id=item.id,
+        chat_id=chat_id,
+        call_id=call_id,
+        role=item.role if item.role in ("user", "assistant") else "system",
+        content=item.text_content,
+        interrupted=item.interrupted,
+        confidence=item.transcript_confidence,
+        started_at=metrics.get("started_speaking_at") or spoken[0],
+        ended_at=metrics.get("stopped_speaking_at") or spoken[1],
+        created_at=item.created_at,
+        prosody=prosody if isinstance(prosody, dict) else None,
+        item=item.model_dump(mode="json", exclude={"hash"}),
+    )
+
+
+def tool_records(ev: FunctionToolsExecutedEvent, chat_id: str, call_id: str) -> list[NewMessage]:
+    """Each tool call and its result, as two `tool` messages in that order."""
+
+    def tool_message(item: llm.FunctionCall | llm.FunctionCallOutput, **fields: Any) -> NewMessage:
+        return NewMessage(
+            id=item.id,
+            chat_id=chat_id,
+            call_id=call_id,
+            role="tool",
+            created_at=item.created_at,
+            item=item.model_dump(mode="json"),
+            **fields,
+        )
+
+    records = []
+    for call, output in zip(ev.function_calls, ev.function_call_outputs, strict=False):
+        arguments = {"call_id": call.call_id, "name": call.name, "arguments": call.arguments}
+        records.append(tool_message(call, tool_name=call.name, tool_call=arguments))
+        if output is not None:
+            result: dict[str, Any] = {"call_id": output.call_id, "output": output.output}
+            result["is_error"] = output.is_error
+            name = output.name or call.name
+            records.append(tool_message(output, tool_name=name, tool_result=result))
+    return records
+
+
+class Capture:
+    """Writes one call's chat, call row and messages."""
+
+    def __init__(
+        self,
+        state: CallState,
+        writer: Writer,
+        *,
+        agent_name: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._state = state
+        self._writer = writer
+        self._agent_name = agent_name
+        self._clock = clock
+        self.submitted = 0
+
+    def attach(self, session: AgentSession[Any]) -> None:
+        session.on("conversation_item_added", self._on_item)
+        session.on("function_tools_executed", self._on_tools)
+
+    def start_chat(self) -> None:
+        """The call's new chat and its call row (an empty chat is dropped when it closes)."""
+        state, now = self._state, self._clock()
+        self._submit(
+            NewChat(
+                id=state.chat_id, owner=state.owner, agent_name=self._agent_name, created_at=now
+            )
+        )
+        self._submit(
+            NewCall(
+                id=state.call_id,
+                chat_id=state.chat_id,
+                room=state.room,
+                job_id=state.job_id,
+                participant=state.owner,
+                started_at=now,
+            )
+        )
+
+    async def flush_and_close(self, how: CallEnd) -> None:
+        """Flush what the call said, then close its call row and chat. A lost call (`drop`)
+        closes nothing: the chat stays active, for the sweeper and resume to find."""
+        if how != "lost":
+            self._submit(
+                CallEnded(call_id=self._state.call_id, end_reason=how, ended_at=self._clock())
+            )
+        await self._writer.flush()
+        if how == "lost":
+            return
+        status: ChatStatus = "closed" if how == "hangup" else "interrupted"
+        try:
+            kept = await self._writer.store.close_chat(
+                self._state.chat_id, status=status, end_reason=how, at=self._clock()
+            )
+        except Exception as exc:  # noqa: BLE001 - a store down at hang-up: messages are safe already
+            log.error("chat.close_failed", chat_id=self._state.chat_id, error=type(exc).__name__)
+            return
+        log.info("chat.closed", chat_id=self._state.chat_id, kept=kept, end_reason=how)
+
+    def _on_item(self, ev: ConversationItemAddedEvent) -> None:
+        item = ev.item
+        if not isinstance(item, llm.ChatMessage) or item.role not in ("user", "assistant"):
+            return
+        state = self._state
+        try:
+            baseline_changed = False
+            if item.role == "user":
+                pending = state.pending_extra
+                if pending is not None and pending[0] == (item.text_content or ""):
+                    # preemptive generation stores another message object than the one
+                    # on_user_turn_completed saw: carry what it measured over (LIVEKIT_NOTES.md)
+                    for key, value in pending[1].items():
+                        item.extra.setdefault(key, value)
+                    state.pending_extra = None
+                    baseline_changed = True
+            self._submit(message_record(item, state.chat_id, state.call_id))
+            if baseline_changed:
+                self._submit(
+                    ChatMetadataSet(
+                        chat_id=state.chat_id, key=BASELINE_KEY, value=state.baseline.to_json()
+                    )
+                )
+        except Exception as exc:  # noqa: BLE001 - a session callback must never raise into the call
+            log.error("message.rejected", item_id=item.id, error=type(exc).__name__)
+
+    def _on_tools(self, ev: FunctionToolsExecutedEvent) -> None:
+        try:
+            for record in tool_records(ev, self._state.chat_id, self._state.call_id):
+                self._submit(record)
+        except Exception as exc:  # noqa: BLE001 - as above
+            log.error("message.rejected", kind="tool", error=type(exc).__name__)
+
+    def _submit(self, record: Record) -> None:
+        future = self._writer.submit(record)
+        future.add_done_callback(_report)
+        self.submitted += 1
+
+
+def _report(future: Any) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.error("message.unsaved", error=type(exc).__name__)

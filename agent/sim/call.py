@@ -1,0 +1,206 @@
+"""One simulated call: the production `Call` (session factory, capture, prosody) driven by a
+scripted caller through the simulated microphone, speaker and room."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from livekit import rtc
+from livekit.agents import llm
+from livekit.agents import vad as lk_vad
+from livekit.agents.voice.events import AgentStateChangedEvent, ConversationItemAddedEvent
+from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
+
+from agent.assistant import Trace
+from agent.capture import CallEnd
+from agent.server import Call, Providers
+from agent.settings import Settings
+from agent.sim.io import LocalParticipant, RemoteParticipant, Room, ScriptedMic, Speaker, Transcript
+from agent.sim.speech import Pcm
+from agent.store.writer import Writer
+
+TURN_TIMEOUT_S = 30.0
+SETTLE_S = 0.6
+"""The agent counts as done with a turn once it has been listening this long."""
+REPLY_WAIT_S = 0.5
+CONTROL_METHOD = "agent.control"
+
+
+@dataclass
+class ControlReply:
+    to: str
+    via: Literal["data", "rpc"]
+    reply: Any
+
+
+@dataclass
+class SimCall:
+    settings: Settings
+    writer: Writer
+    vad: lk_vad.VAD
+    providers: Providers
+    caller: str = "caller"
+    room_name: str = "sim"
+    tools: Sequence[llm.Tool] = ()
+    trace: Trace | None = None
+    control_replies: list[ControlReply] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.local = LocalParticipant()
+        self.room = Room(self.room_name, self.local)
+        self.caller_participant = RemoteParticipant(identity=self.caller, sid="PA_sim_caller")
+        self.room.remote[self.caller] = self.caller_participant
+        self.mic = ScriptedMic()
+        self.speaker = Speaker()
+        self.transcript = Transcript()
+        self.call = Call(
+            self.settings,
+            self.writer,
+            self.vad,
+            self.providers,
+            owner=self.caller,
+            room=self.room_name,
+            job_id=f"sim-job-{int(time.time() * 1000)}",
+            tools=self.tools,
+            trace=self.trace,
+            simulated=True,
+        )
+        self.session = self.call.session
+        self.items: list[llm.ChatMessage] = []
+        self._changed = asyncio.Event()
+        self.session.on("conversation_item_added", self._on_item)
+        self.session.on("agent_state_changed", self._on_state)
+
+    @property
+    def state(self) -> str:
+        return str(self.session.agent_state)
+
+    async def start(self) -> None:
+        sync = TranscriptSynchronizer(
+            next_in_chain_audio=self.speaker, next_in_chain_text=self.transcript
+        )
+        self.session.input.audio = self.mic
+        self.session.output.audio = sync.audio_output
+        self.session.output.transcription = sync.text_output
+        self._sync = sync
+        await self.call.start(session_host=False, record=False)
+
+    # --- what the caller does ---------------------------------------------------------------
+
+    async def say(self, samples: Pcm, *, settle: bool = True, tail: bool = True) -> None:
+        """Speak once the agent listens; by default wait until the agent has answered."""
+        await self.wait_for(lambda: self.state == "listening")
+        users = self._count("user")
+        await asyncio.wait_for(self.mic.say(samples, tail=tail), TURN_TIMEOUT_S)
+        if not settle:
+            return
+        await self.wait_for(lambda: self._count("user") > users)
+        await self.settle()
+
+    async def barge_in(self, samples: Pcm, *, after_s: float = 0.6) -> None:
+        """Speak over the agent once it has been talking for `after_s`."""
+        await self.wait_for(lambda: self.state == "speaking")
+        await asyncio.sleep(after_s)
+        users = self._count("user")
+        await asyncio.wait_for(self.mic.say(samples), TURN_TIMEOUT_S)
+        await self.wait_for(lambda: self._count("user") > users)
+        await self.settle()
+
+    async def command(
+        self, payload: dict[str, Any] | str, *, via: Literal["data", "rpc"], sender: str | None
+    ) -> ControlReply:
+        """A control request from the caller (or `sender`), and the reply it got, if any."""
+        identity = sender or self.caller
+        participant = self.room.remote.get(identity) or RemoteParticipant(identity=identity)
+        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        reply: Any = None
+        if via == "rpc":
+            handler = self.local.rpc_methods.get(CONTROL_METHOD)
+            if handler is not None:
+                invocation = rtc.RpcInvocationData(
+                    request_id=f"rpc-{time.monotonic_ns()}",
+                    caller_identity=identity,
+                    payload=data.decode(errors="replace"),
+                    response_timeout=10.0,
+                )
+                answer = await handler(invocation)
+                reply = _json_or_text(answer)
+        else:
+            seen = len(self.local.sent)
+            self.room.deliver(participant, data, self.settings.control_topic)
+            with contextlib.suppress(TimeoutError):
+                await self.wait_for(
+                    lambda: self._reply_to(identity, seen) is not None, REPLY_WAIT_S
+                )
+            sent = self._reply_to(identity, seen)
+            reply = None if sent is None else _json_or_text(sent)
+        result = ControlReply(to=identity, via=via, reply=reply)
+        self.control_replies.append(result)
+        return result
+
+    async def wait_idle(self, seconds: float) -> None:
+        """Silence from the caller for `seconds` (the microphone keeps sending it)."""
+        await asyncio.sleep(seconds)
+
+    async def end(self, how: CallEnd) -> None:
+        """Hang up (or, `lost`, drop with no goodbye: the chat stays open)."""
+        self.mic.close()
+        await self.call.end(how)
+        await self.speaker.aclose()
+        await self._sync.aclose()
+
+    # --- waiting -----------------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        """Wait until the agent has been listening for SETTLE_S."""
+        deadline = time.monotonic() + TURN_TIMEOUT_S
+        calm_since: float | None = None
+        while time.monotonic() < deadline:
+            if self.state == "listening":
+                calm_since = calm_since or time.monotonic()
+                if time.monotonic() - calm_since >= SETTLE_S:
+                    return
+            else:
+                calm_since = None
+            await asyncio.sleep(0.05)
+        raise TimeoutError("the agent did not settle")
+
+    async def wait_for(self, ready: Any, limit_s: float = TURN_TIMEOUT_S) -> None:
+        async with asyncio.timeout(limit_s):
+            while not ready():
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.05)
+
+    def _count(self, role: str) -> int:
+        return sum(1 for i in self.items if i.role == role)
+
+    def _reply_to(self, identity: str, seen: int) -> bytes | None:
+        for sent in self.local.sent[seen:]:
+            if (
+                identity in sent.destination_identities
+                and sent.topic == self.settings.control_topic
+            ):
+                return sent.payload
+        return None
+
+    def _on_item(self, ev: ConversationItemAddedEvent) -> None:
+        if isinstance(ev.item, llm.ChatMessage):
+            self.items.append(ev.item)
+        self._changed.set()
+
+    def _on_state(self, ev: AgentStateChangedEvent) -> None:
+        self._changed.set()
+
+
+def _json_or_text(payload: bytes | str) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload if isinstance(payload, str) else payload.decode(errors="replace")

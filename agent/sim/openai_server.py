@@ -1,0 +1,159 @@
+"""A small local server that speaks the OpenAI HTTP API, so the real `livekit-plugins-openai`
+clients run with no cloud: `agentctl simulate --offline` uses it, and so do the tests, which
+assert on the requests it records (LIVEKIT_NOTES.md, "Models offline").
+
+- `POST /v1/chat/completions` (streamed): the scripted replies in order, then an echo; a reply
+  may also be a tool call or an HTTP error.
+- `POST /v1/audio/transcriptions`: the text of the known clip the audio matches.
+- `POST /v1/audio/speech`: espeak-ng speech as 24 kHz 16-bit PCM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from agent.sim.speech import ESPEAK_RATE, ClipRecognizer, Voice, espeak, read_wav, resample
+
+TTS_RATE = 24000
+AGENT_VOICE = Voice(pitch=35, rate=190)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    status: int = 500
+
+
+Reply = str | ToolCall | Failure
+
+
+@dataclass
+class Recorded:
+    path: str
+    body: Any
+
+
+def _echo(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            if content:
+                return f"You said: {content}"
+    return "Hello."
+
+
+@dataclass
+class LocalOpenAI:
+    recognizer: ClipRecognizer = field(default_factory=ClipRecognizer)
+    replies: deque[Reply] = field(default_factory=deque)
+    voice: Voice = AGENT_VOICE
+    requests: list[Recorded] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    base_url: str = ""
+
+    def script(self, replies: Iterable[Reply]) -> None:
+        self.replies.extend(replies)
+
+    def chat_requests(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.path == "/v1/chat/completions"]
+
+    async def start(self) -> str:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/audio/transcriptions", self._transcribe)
+        app.router.add_post("/v1/audio/speech", self._speech)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self.base_url
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.requests.append(Recorded(request.path, None))
+        return web.json_response({"object": "list", "data": [{"id": "sim", "object": "model"}]})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(Recorded(request.path, body))
+        reply = self.replies.popleft() if self.replies else _echo(body.get("messages", []))
+        if isinstance(reply, Failure):
+            return web.json_response(
+                {"error": {"message": "scripted failure", "type": "server_error"}},
+                status=reply.status,
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        cid, model = f"chatcmpl-{next(self._ids)}", body.get("model", "sim")
+
+        async def send(choices: list[dict[str, Any]], **extra: Any) -> None:
+            chunk = {"id": cid, "object": "chat.completion.chunk", "created": 0, "model": model}
+            chunk.update(choices=choices, **extra)
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+        if isinstance(reply, ToolCall):
+            call = {
+                "index": 0,
+                "id": f"call_{next(self._ids)}",
+                "type": "function",
+                "function": {"name": reply.name, "arguments": json.dumps(reply.arguments)},
+            }
+            await send([{"index": 0, "delta": {"role": "assistant", "tool_calls": [call]}}])
+            finish = "tool_calls"
+        else:
+            words = reply.split(" ")
+            for i, word in enumerate(words):
+                text = word if i == len(words) - 1 else word + " "
+                delta: dict[str, Any] = {"content": text}
+                if i == 0:
+                    delta["role"] = "assistant"
+                await send([{"index": 0, "delta": delta, "finish_reason": None}])
+            finish = "stop"
+        await send([{"index": 0, "delta": {}, "finish_reason": finish}])
+        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        await send([], usage=usage)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _transcribe(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        data = upload.file.read() if isinstance(upload, web.FileField) else b""
+        self.requests.append(Recorded(request.path, {"bytes": len(data)}))
+        samples, rate = read_wav(data)
+        text = await asyncio.to_thread(self.recognizer.recognize, samples, rate)
+        return web.json_response({"text": text})
+
+    async def _speech(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(Recorded(request.path, body))
+        samples = await espeak(body.get("input", ""), self.voice)
+        pcm = resample(samples, ESPEAK_RATE, TTS_RATE)
+        return web.Response(
+            body=pcm.tobytes(),
+            headers={"Content-Type": "audio/pcm", "x-request-id": f"req_{next(self._ids)}"},
+        )

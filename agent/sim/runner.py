@@ -1,0 +1,169 @@
+"""`agentctl simulate`: run a whole scripted call (or several) offline, with the production
+session, capture and store (DESIGN §11)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from livekit.plugins import silero
+from pydantic import SecretStr
+
+from agent.errors import InvalidInput, NotFound
+from agent.server import Providers, open_writer, openai_providers
+from agent.settings import Settings
+from agent.sim.call import SimCall
+from agent.sim.io import MIC_RATE
+from agent.sim.openai_server import LocalOpenAI
+from agent.sim.script import BargeIn, Command, Say, Script, Wait
+from agent.sim.speech import ESPEAK_RATE, Pcm, Voice, espeak, read_wav, resample
+from agent.store import open_store
+from agent.store.base import ANY_OWNER, Store
+
+
+@dataclass
+class CallResult:
+    call_id: str
+    chat_ids: list[str]
+    control_replies: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    messages_saved: int = 0
+
+
+async def _clip(step: Say | BargeIn, base: Path) -> Pcm:
+    text = step.say if isinstance(step, Say) else step.barge_in
+    if step.audio is not None:
+        path = base / step.audio
+        try:
+            samples, rate = read_wav(path.read_bytes())
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+    else:
+        voice = Voice(
+            pitch=50 if step.pitch is None else step.pitch,
+            rate=175 if step.rate is None else step.rate,
+            volume=100 if step.volume is None else step.volume,
+        )
+        samples, rate = await espeak(text, voice), ESPEAK_RATE
+    return resample(samples, rate, MIC_RATE)
+
+
+def _events(call: SimCall) -> list[dict[str, Any]]:
+    found = []
+    for sent in call.local.sent:
+        with contextlib.suppress(ValueError):
+            payload = json.loads(sent.payload)
+            if isinstance(payload, dict) and payload.get("type") == "chat.started":
+                found.append(payload)
+    return found
+
+
+async def _saved(store: Store, chat_ids: list[str], call_id: str) -> int:
+    count = 0
+    for chat_id in chat_ids:
+        before: int | None = None
+        while True:
+            try:
+                page = await store.messages(chat_id, owner=ANY_OWNER, before_seq=before, limit=500)
+            except NotFound:  # the chat was dropped (no user message) or deleted
+                break
+            count += sum(1 for m in page.messages if m.call_id == call_id)
+            if page.next_before_seq is None:
+                break
+            before = page.next_before_seq
+    return count
+
+
+async def simulate(
+    script: Script,
+    base: Path,
+    settings: Settings,
+    *,
+    offline: bool,
+    trace: IO[str] | None = None,
+) -> dict[str, Any]:
+    store = await open_store(settings.db_url)
+    await store.migrate()
+    server = LocalOpenAI()
+    if offline:
+        server.script(script.replies)
+        url = await server.start()
+        settings = settings.model_copy(
+            update={"openai_base_url": url, "openai_api_key": SecretStr("offline")}
+        )
+    writer = await open_writer(settings, store)
+    reader = await open_store(settings.db_url)
+
+    def write_trace(messages: list[dict[str, Any]]) -> None:
+        if trace is not None:
+            trace.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+
+    try:
+        # every clip is known before the first call: the recognizer compares audio, so which
+        # clip it hears never depends on the order they are spoken in
+        clips: dict[int, Pcm] = {}
+        for call_script in script.calls:
+            for step in call_script.steps:
+                if isinstance(step, Say | BargeIn):
+                    clips[id(step)] = await _clip(step, base)
+                    text = step.say if isinstance(step, Say) else step.barge_in
+                    server.recognizer.learn(text, clips[id(step)], MIC_RATE)
+        vad = silero.VAD.load()
+        results = []
+        for call_script in script.calls:
+            providers: Providers = openai_providers(settings)
+            call = SimCall(
+                settings,
+                writer,
+                vad,
+                providers,
+                caller=script.caller,
+                room_name=script.room or "sim",
+                trace=write_trace,
+            )
+            await call.start()
+            chat_ids = [call.call.state.chat_id]
+            for i, step in enumerate(call_script.steps):
+                nxt = call_script.steps[i + 1] if i + 1 < len(call_script.steps) else None
+                if isinstance(step, Say):
+                    await call.say(clips[id(step)], settle=not isinstance(nxt, BargeIn))
+                elif isinstance(step, BargeIn):
+                    await call.barge_in(clips[id(step)])
+                elif isinstance(step, Command):
+                    await call.command(step.command, via=step.via, sender=step.sender)
+                elif isinstance(step, Wait):
+                    await call.wait_idle(step.wait)
+                if call.call.state.chat_id not in chat_ids:
+                    chat_ids.append(call.call.state.chat_id)
+            await call.end("hangup" if call_script.end == "hangup" else "lost")
+            result = CallResult(call_id=call.call.state.call_id, chat_ids=chat_ids)
+            result.control_replies = [
+                {"to": r.to, "via": r.via, "reply": r.reply} for r in call.control_replies
+            ]
+            result.events = _events(call)
+            results.append(result)
+        await writer.flush()
+        for result in results:
+            result.messages_saved = await _saved(reader, result.chat_ids, result.call_id)
+    finally:
+        await writer.aclose()
+        await reader.aclose()
+        await server.aclose()
+    return {"db": settings.db_url, "calls": [r.__dict__ for r in results]}
+
+
+@contextlib.contextmanager
+def trace_file(path: str | None) -> Iterator[IO[str] | None]:
+    if path is None:
+        yield None
+        return
+    try:
+        handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror}") from exc
+    with handle:
+        yield handle

@@ -1,0 +1,116 @@
+"""A whole call in-process: the real AgentSession with the real silero VAD, espeak-ng speech
+from the simulated caller, and the real OpenAI plugin against a local server that records
+every request (LIVEKIT_NOTES.md)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from livekit.agents import llm
+from livekit.agents import vad as lk_vad
+from livekit.plugins import silero
+from pydantic import SecretStr
+
+from agent.server import open_writer, openai_providers
+from agent.settings import Settings
+from agent.sim.call import SimCall
+from agent.sim.io import MIC_RATE
+from agent.sim.openai_server import LocalOpenAI
+from agent.sim.speech import ESPEAK_RATE, Pcm, Voice, espeak, resample
+from agent.store import ANY_OWNER, Store, open_store
+from agent.store.records import Message
+from agent.store.writer import Writer
+
+CALLER = "alice"
+
+
+@pytest.fixture(scope="session")
+def vad() -> lk_vad.VAD:
+    return silero.VAD.load()
+
+
+@pytest.fixture
+async def openai_server() -> AsyncIterator[LocalOpenAI]:
+    server = LocalOpenAI()
+    await server.start()
+    yield server
+    await server.aclose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, openai_server: LocalOpenAI) -> Settings:
+    return Settings(
+        db_url=f"sqlite:///{tmp_path}/agent.db",
+        journal_dir=str(tmp_path / "journal"),
+        openai_base_url=openai_server.base_url,
+        openai_api_key=SecretStr("test-key"),
+        instructions="You are a helpful travel assistant.",
+    )
+
+
+@pytest.fixture
+async def reader(settings: Settings) -> AsyncIterator[Store]:
+    """The test's own view of the database."""
+    store = await open_store(settings.db_url)
+    await store.migrate()
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture
+async def writer(settings: Settings, reader: Store) -> AsyncIterator[Writer]:
+    w = await open_writer(settings)
+    yield w
+    await w.aclose()
+
+
+Speak = Callable[..., Awaitable[Pcm]]
+
+
+@pytest.fixture
+def speech(openai_server: LocalOpenAI) -> Speak:
+    """espeak-ng speech as the caller's microphone delivers it, known to the recognizer."""
+
+    async def make(text: str, **voice: int) -> Pcm:
+        samples = resample(await espeak(text, Voice(**voice)), ESPEAK_RATE, MIC_RATE)
+        openai_server.recognizer.learn(text, samples, MIC_RATE)
+        return samples
+
+    return make
+
+
+StartCall = Callable[..., Awaitable[SimCall]]
+
+
+@pytest.fixture
+async def start_call(
+    settings: Settings, writer: Writer, vad: lk_vad.VAD
+) -> AsyncIterator[StartCall]:
+    calls: list[SimCall] = []
+
+    async def start(tools: Sequence[llm.Tool] = (), **overrides: Any) -> SimCall:
+        call_settings = settings.model_copy(update=overrides)
+        call = SimCall(
+            call_settings,
+            writer,
+            vad,
+            openai_providers(call_settings),
+            caller=CALLER,
+            room_name="demo",
+            tools=tools,
+        )
+        calls.append(call)
+        await call.start()
+        return call
+
+    yield start
+    for call in calls:
+        await call.end("hangup")
+
+
+async def stored(reader: Store, chat_id: str) -> list[Message]:
+    page = await reader.messages(chat_id, owner=ANY_OWNER, limit=100)
+    return page.messages

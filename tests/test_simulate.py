@@ -1,0 +1,101 @@
+"""`agentctl simulate` (DESIGN §11): a scripted two-call conversation, offline, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.cli.main import main
+from agent.store import ANY_OWNER, open_store
+
+SCRIPT = """
+caller: alice
+room: demo
+replies: ["Sure, when would you like to go?", "Done, it is booked."]
+calls:
+  - steps:
+      - say: "I'd like to plan a trip to Lisbon."
+      - command: {v: 1, type: ping, id: p1}
+      - command: '{"v":1,"id":"x","type":'
+        from: mallory
+      - say: "Book it for Friday please."
+  - steps:
+      - say: "What's the weather there?"
+        pitch: 85
+      - command: {v: 1, type: ping, id: p2}
+        via: rpc
+    end: drop
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AGENT_JOURNAL_DIR", str(tmp_path / "journal"))
+    monkeypatch.setenv("AGENT_LOG_LEVEL", "WARNING")
+    return tmp_path
+
+
+async def test_a_two_call_script_stores_exactly_what_it_said(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script, trace, db = env / "call.yaml", env / "trace.jsonl", f"sqlite:///{env}/sim.db"
+    script.write_text(SCRIPT)
+    argv = ["--db", db, "--json", "simulate", str(script), "--offline", "--trace", str(trace)]
+    code = await asyncio.to_thread(main, argv)  # the CLI runs its own event loop
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    first, second = out["calls"]
+    assert out["db"] == db
+    assert first["call_id"] != second["call_id"]
+    assert (first["messages_saved"], second["messages_saved"]) == (4, 2)
+    # commands were delivered as sent, by whom they were sent; acting on them is issue 4's
+    assert [(r["to"], r["via"]) for r in first["control_replies"]] == [
+        ("alice", "data"),
+        ("mallory", "data"),
+    ]
+    assert [(r["to"], r["via"]) for r in second["control_replies"]] == [("alice", "rpc")]
+
+    store = await open_store(db)
+    try:
+        page = await store.list_chats(owner="alice")
+        chats = {c.id: c for c in page.chats}
+        assert set(chats) == {first["chat_ids"][0], second["chat_ids"][0]}
+        one, two = chats[first["chat_ids"][0]], chats[second["chat_ids"][0]]
+        assert (one.status, one.end_reason) == ("closed", "hangup")
+        assert (two.status, two.end_reason) == ("active", None)  # dropped: nothing closed it
+        said_one = (await store.messages(one.id, owner=ANY_OWNER)).messages
+        said_two = (await store.messages(two.id, owner=ANY_OWNER)).messages
+    finally:
+        await store.aclose()
+    assert [(m.role, m.content) for m in said_one] == [
+        ("user", "I'd like to plan a trip to Lisbon."),
+        ("assistant", "Sure, when would you like to go?"),
+        ("user", "Book it for Friday please."),
+        ("assistant", "Done, it is booked."),
+    ]
+    assert [(m.role, m.content) for m in said_two] == [
+        ("user", "What's the weather there?"),
+        ("assistant", "You said: What's the weather there?"),  # the replies ran out: an echo
+    ]
+    assert said_two[0].prosody is not None and said_one[0].prosody is not None
+    assert said_two[0].prosody["pitch"]["median_hz"] > said_one[0].prosody["pitch"]["median_hz"]
+
+    requests = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert len(requests) == 3
+    assert requests[1]["messages"][-1] == {"role": "user", "content": "Book it for Friday please."}
+    assert [m["role"] for m in requests[1]["messages"]] == ["system", "user", "assistant", "user"]
+
+
+def test_a_broken_script_is_one_line_on_stderr(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = env / "bad.yaml"
+    script.write_text("calls:\n  - steps:\n      - say: ''\n")
+    assert main(["--db", f"sqlite:///{env}/sim.db", "simulate", str(script)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "calls.0.steps.0" in err
