@@ -49,6 +49,7 @@ class SimCall:
     room_name: str = "sim"
     tools: Sequence[llm.Tool] = ()
     trace: Trace | None = None
+    realtime_mic: bool = False
     control_replies: list[ControlReply] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -56,7 +57,7 @@ class SimCall:
         self.room = Room(self.room_name, self.local)
         self.caller_participant = RemoteParticipant(identity=self.caller, sid="PA_sim_caller")
         self.room.remote[self.caller] = self.caller_participant
-        self.mic = ScriptedMic()
+        self.mic = ScriptedMic(realtime=self.realtime_mic)
         self.speaker = Speaker()
         self.transcript = Transcript()
         self.call = Call(

@@ -27,10 +27,12 @@ waiting for the clock; a microphone never stops, so paced silence follows."""
 
 class ScriptedMic(io.AudioInput):
     """Utterances as fast as the session takes them (the same transcripts and events as real
-    time), silence between them at the pace of a real microphone."""
+    time), silence between them at the pace of a real microphone. With `realtime`, everything
+    at the pace of a real microphone (for measuring, where bursts would distort)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, realtime: bool = False) -> None:
         super().__init__(label="sim-mic")
+        self._realtime = realtime
         self._queue: deque[tuple[Pcm, asyncio.Future[None], bool]] = deque()
         self._with_tail = True
         self._current: Pcm | None = None
@@ -38,7 +40,7 @@ class ScriptedMic(io.AudioInput):
         self._pos = 0
         self._tail = 0
         self._closed = False
-        self._next_silence = time.monotonic()
+        self._next_frame = time.monotonic()
         self._silence = rtc.AudioFrame(bytes(FRAME_SAMPLES * 2), MIC_RATE, 1, FRAME_SAMPLES)
 
     def say(self, samples: Pcm, *, tail: bool = True) -> asyncio.Future[None]:
@@ -73,24 +75,30 @@ class ScriptedMic(io.AudioInput):
                     self._done.set_result(None)
             if len(chunk) < FRAME_SAMPLES:
                 chunk = np.concatenate([chunk, np.zeros(FRAME_SAMPLES - len(chunk), np.int16)])
-            await asyncio.sleep(0)
-            self._next_silence = time.monotonic()
+            await self._pace()
             return rtc.AudioFrame(chunk.tobytes(), MIC_RATE, 1, FRAME_SAMPLES)
         if self._tail > 0:
             self._tail -= 1
-            await asyncio.sleep(0)
-            self._next_silence = time.monotonic()
+            await self._pace()
             return self._silence
-        self._next_silence += FRAME_S
-        delay = self._next_silence - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        else:
-            self._next_silence = time.monotonic()
-            await asyncio.sleep(0)
+        await self._pace(paced=True)
         if self._closed:
             raise StopAsyncIteration
         return self._silence
+
+    async def _pace(self, paced: bool = False) -> None:
+        """Return at once (yielding to the loop), or at the pace of a real microphone."""
+        if not (paced or self._realtime):
+            await asyncio.sleep(0)
+            self._next_frame = time.monotonic()
+            return
+        self._next_frame += FRAME_S
+        delay = self._next_frame - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            self._next_frame = time.monotonic()
+            await asyncio.sleep(0)
 
 
 class Speaker(io.AudioOutput):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sys
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -157,3 +158,21 @@ class LocalOpenAI:
             body=pcm.tobytes(),
             headers={"Content-Type": "audio/pcm", "x-request-id": f"req_{next(self._ids)}"},
         )
+
+
+async def _serve(texts: list[str], mic_rate: int) -> None:
+    """Serve until stdin closes, knowing the clips of `texts` in espeak-ng's default voice."""
+    server = LocalOpenAI()
+    for text in texts:
+        server.recognizer.learn(text, resample(await espeak(text), ESPEAK_RATE, mic_rate), mic_rate)
+    sys.stdout.write(await server.start() + "\n")  # the one line the parent waits for
+    sys.stdout.flush()
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await server.aclose()
+
+
+if __name__ == "__main__":
+    # A server in a process of its own, as a real provider would be: for benchmarks, where
+    # sharing the caller's event loop would add its work to what is measured.
+    #   python -m agent.sim.openai_server MIC_RATE "first utterance" "second utterance" ...
+    asyncio.run(_serve(sys.argv[2:], int(sys.argv[1])))

@@ -120,19 +120,28 @@ def _features(samples: Pcm, rate: int) -> Features:
     return shape, loud
 
 
+def _diagonal_sums(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Sums of every diagonal of m, from offset -(rows - 1) to cols - 1 (one vectorized pass)."""
+    rows, cols = m.shape
+    skewed = np.zeros((rows, rows + cols - 1))
+    shift = (rows - 1 - np.arange(rows))[:, None]
+    skewed[np.arange(rows)[:, None], np.arange(cols)[None, :] + shift] = m
+    return np.asarray(skewed.sum(axis=0), dtype=np.float64)
+
+
 def _similarity(query: Features, clip: Features) -> float:
     """Best mean cosine similarity over the clip's speech frames, over every alignment that
     covers enough of them (a query cut short, by a hang-up say, still matches)."""
     (q, q_loud), (c, loud) = query, clip
     if len(q) < 2 or len(c) < 2:
         return 0.0
-    scores = (q @ c.T) * loud * q_loud[:, None]  # (query, clip): speech frame against frame
-    best = 0.0
-    for lag in range(-(len(q) - 1), len(c)):
-        covered = np.diagonal(np.broadcast_to(loud, scores.shape), offset=lag).sum()
-        if covered >= min(MIN_OVERLAP_FRAMES, loud.sum()):
-            best = max(best, float(np.diagonal(scores, offset=lag).sum() / covered))
-    return best
+    both = q_loud[:, None] & loud[None, :]
+    scores = _diagonal_sums((q @ c.T) * both)  # speech frame against speech frame
+    covered = _diagonal_sums(np.broadcast_to(loud, both.shape).astype(np.float64))
+    enough = covered >= min(MIN_OVERLAP_FRAMES, int(loud.sum()))
+    if not enough.any():
+        return 0.0
+    return float(np.max(scores[enough] / covered[enough]))
 
 
 class ClipRecognizer:

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from _common import loop_lag, percentile, print_table
 from agents import SQLiteSession
 from agents.extensions.memory import AsyncSQLiteSession
 
@@ -32,13 +32,6 @@ from agent.store.records import NewChat, NewMessage
 from agent.store.writer import Writer
 
 TEXT = "I'd like to plan a trip to Lisbon in May with the kids, somewhere near the river please."
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -125,25 +118,6 @@ class Peer:
             closing = s.close()
             if asyncio.iscoroutine(closing):
                 await closing
-
-
-@contextlib.asynccontextmanager
-async def loop_lag(into: list[float]) -> AsyncIterator[None]:
-    """Measure how late a 1 ms timer fires while the body runs: the event loop's lag."""
-    stop = asyncio.Event()
-
-    async def tick() -> None:
-        while not stop.is_set():
-            start = time.perf_counter()
-            await asyncio.sleep(0.001)
-            into.append(max(0.0, (time.perf_counter() - start - 0.001) * 1000))
-
-    task = asyncio.create_task(tick())
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
 
 
 async def calls(subject: Subject, n_calls: int, seconds: float, per_call_s: float) -> Result:
@@ -326,11 +300,7 @@ async def main() -> None:
             for v in values[1:]
         ]
         table.append([label, *(fmt(v, unit) for v in values), *(f"{r:.1f}×" for r in ratios)])
-    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
-    print()
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    for r in table:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    print_table(header, table)
     print("\nratio: how many times better ours is (peer time / ours, or ours rate / peer rate)")
 
 

@@ -146,3 +146,23 @@ def test_a_higher_pitch_reads_higher() -> None:
     low, high = analyze(voiced(120, 16000), 16000), analyze(voiced(240, 16000), 16000)
     assert high["pitch"]["median_hz"] > 1.9 * low["pitch"]["median_hz"]
     assert low["voice"] is not None and low["voice"]["hnr_db"] > 10
+
+
+def pulse_train(f0: float, jitter: float, rate: int = 16000, seconds: float = 2.0) -> Floats:
+    """Damped glottal-like pulses whose periods vary by `jitter` (relative sd)."""
+    gen = np.random.default_rng(11)
+    periods = (1 / f0) * (1 + jitter * gen.standard_normal(int(seconds * f0 * 2)))
+    starts = (np.cumsum(periods) * rate).astype(int)
+    x = np.zeros(int(rate * seconds) + 64)
+    ring = np.exp(-np.arange(40) / 8) * np.sin(np.arange(40) * 0.5)
+    for s in starts[starts < rate * seconds]:
+        x[s : s + 40] += ring
+    return 0.3 * x
+
+
+def test_jitter_reads_near_zero_for_a_steady_voice_and_grows_with_irregular_cycles() -> None:
+    steady, shaky = analyze(pulse_train(100, 0.0), 16000), analyze(pulse_train(100, 0.01), 16000)
+    assert steady["voice"] is not None and shaky["voice"] is not None
+    assert steady["voice"]["jitter"] < 0.002 and steady["voice"]["shimmer"] < 0.01
+    # local jitter of periods with a 1 % spread is about 1.1 %
+    assert 0.006 < shaky["voice"]["jitter"] < 0.02

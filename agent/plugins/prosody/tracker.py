@@ -1,8 +1,8 @@
 """The incremental half of the analyzer: audio in as it arrives, per-frame features out.
 
-`Tracker.push` costs microseconds: samples are decimated at once (a matrix product) and the
-pitch tracker runs on blocks of 0.2 s, so the work per second of audio is the same as for a
-whole recording and no push waits on a long computation. `Tracker.span` then hands the
+`Tracker.push` costs microseconds: samples are gathered, then decimated (a matrix product) and
+run through the pitch tracker in blocks of 0.2 s, so the work per second of audio is the same as
+for a whole recording and no push waits on a long computation. `Tracker.span` then hands the
 summary step exactly the frames and signal of one utterance. Results do not depend on how the
 audio was cut into pushes.
 """
@@ -34,7 +34,9 @@ class Tracker:
         self._decimator = Decimator(rate)
         self._signal: Floats = np.empty(0)  # decimated audio, from absolute sample _origin
         self._origin = 0
-        self._pending: list[Floats] = []
+        self._raw: list[Floats] = []  # input not yet decimated
+        self._raw_len = 0
+        self._pending: list[Floats] = []  # decimated, not yet analysed
         self._pending_len = 0
         self._features: list[FrameFeatures] = []
         self._first_frame = 0  # absolute index of the first frame in _features
@@ -44,17 +46,29 @@ class Tracker:
     def push(self, samples: Floats) -> None:
         """Add audio at the input rate, as float samples in [-1, 1]."""
         self.pushed_s += len(samples) / self.rate
-        out = self._decimator.push(samples)
+        self._raw.append(samples)
+        self._raw_len += len(samples)
+        if self._raw_len * RATE >= BATCH_FRAMES * HOP * self.rate:  # 0.2 s of input
+            self._decimate()
+            if self._ready_frames() >= BATCH_FRAMES:
+                self._analyze()
+
+    def _decimate(self) -> None:
+        if not self._raw:
+            return
+        raw = self._raw[0] if len(self._raw) == 1 else np.concatenate(self._raw)
+        self._raw.clear()
+        self._raw_len = 0
+        out = self._decimator.push(raw)
         if len(out):
             self._pending.append(out)
             self._pending_len += len(out)
-        if self._ready_frames() >= BATCH_FRAMES:
-            self._analyze()
 
     def span(self, start_s: float, end_s: float) -> tuple[FrameFeatures, Floats, int]:
         """Frames whose centre lies in [start_s, end_s) (seconds since the first push), the
         8 kHz signal under them, and its offset: returned frame k reads the signal from
         sample `k * HOP - offset`."""
+        self._decimate()
         self._analyze()
         start_s = max(start_s, end_s - KEEP_S)
         centre = FRAME / 2  # a frame's time is its centre
