@@ -14,6 +14,7 @@ from livekit.agents import vad as lk_vad
 from livekit.plugins import silero
 from pydantic import SecretStr
 
+from agent.assistant import Trace
 from agent.server import open_writer, openai_providers
 from agent.settings import Settings
 from agent.sim.call import SimCall
@@ -91,7 +92,9 @@ async def start_call(
 ) -> AsyncIterator[StartCall]:
     calls: list[SimCall] = []
 
-    async def start(tools: Sequence[llm.Tool] = (), **overrides: Any) -> SimCall:
+    async def start(
+        tools: Sequence[llm.Tool] = (), trace: Trace | None = None, **overrides: Any
+    ) -> SimCall:
         call_settings = settings.model_copy(update=overrides)
         call = SimCall(
             call_settings,
@@ -101,6 +104,7 @@ async def start_call(
             caller=CALLER,
             room_name="demo",
             tools=tools,
+            trace=trace,
         )
         calls.append(call)
         await call.start()

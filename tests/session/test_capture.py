@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
 
+import pytest
 from livekit.agents import function_tool
 
+from agent.capture import CallEnd
 from agent.settings import Settings
 from agent.sim.openai_server import Failure, LocalOpenAI, ToolCall
 from agent.store import ANY_OWNER, Store
@@ -95,23 +98,26 @@ async def test_a_barge_in_stores_the_agent_turn_interrupted_with_only_what_was_s
     assert (messages[3].content, messages[3].interrupted) == ("Of course, I will stop.", False)
 
 
-async def test_hanging_up_while_the_agent_speaks_keeps_the_partial_turn(
+@pytest.mark.parametrize(("how", "status"), [("hangup", "closed"), ("shutdown", "interrupted")])
+async def test_ending_the_call_while_the_agent_speaks_keeps_the_partial_turn(
     start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, reader: Store,
-    settings: Settings,
+    settings: Settings, how: CallEnd, status: str,
 ) -> None:  # fmt: skip
     openai_server.script([LONG_REPLY])
     call = await start_call()
     await call.say(await speech("Tell me about Lisbon."), settle=False)
     await call.wait_for(lambda: call.state == "speaking")
     await asyncio.sleep(1.5)
-    await call.end("hangup")
+    await call.end(how)
 
     messages = await stored(reader, call.call.state.chat_id)
     assert [m.role for m in messages] == ["user", "assistant"]
     assert messages[1].interrupted
     assert messages[1].content and LONG_REPLY.startswith(messages[1].content.strip())
     assert len(messages[1].content) < len(LONG_REPLY)
-    assert calls_row(settings, call.call.state.call_id)[0] == "hangup"
+    assert calls_row(settings, call.call.state.call_id)[0] == how
+    chat = await reader.get_chat(call.call.state.chat_id, owner=CALLER)
+    assert (chat.status, chat.end_reason) == (status, how)
 
 
 async def test_hanging_up_while_the_caller_speaks_keeps_their_transcribed_words(
@@ -208,3 +214,41 @@ async def test_capture_never_blocks_the_call_while_the_database_is_locked(
         await writer.flush()
     messages = await stored(reader, call.call.state.chat_id)
     assert [m.content for m in messages] == ["Hello there.", "One.", "Book it please.", "Two."]
+
+
+async def test_the_trace_holds_every_llm_request_exactly_as_the_server_received_it(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI
+) -> None:
+    traced: list[list[dict[str, object]]] = []
+    openai_server.script(["One.", "Two."])
+    clips = [await speech("Hello there."), await speech("Book it please.")]
+    call = await start_call(trace=traced.append)
+    for clip in clips:
+        await call.say(clip)
+    await call.end("hangup")
+    received = [r["messages"] for r in openai_server.chat_requests()]
+    assert len(received) == 2
+    assert traced == received
+
+
+async def test_no_log_line_carries_what_was_said_or_its_prosody(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, reader: Store,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    secret_said, secret_reply = "My secret code is bluebird.", "Noted, bluebird."
+    openai_server.script([secret_reply])
+    clip = await speech(secret_said)
+    with caplog.at_level(logging.DEBUG):
+        call = await start_call()
+        await call.say(clip)
+        await call.end("hangup")
+    messages = await stored(reader, call.call.state.chat_id)
+    assert [m.content for m in messages] == [secret_said, secret_reply]
+    prosody = messages[0].prosody
+    assert prosody is not None
+    ours = [r for r in caplog.records if r.name.startswith("agent")]
+    assert {"call.started", "chat.closed"} <= {str(r.msg) for r in ours}  # logs were seen
+    for record in ours:
+        text = record.getMessage() + repr(record.__dict__)
+        assert "bluebird" not in text
+        assert str(prosody["pitch"]["median_hz"]) not in text

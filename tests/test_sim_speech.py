@@ -1,0 +1,51 @@
+"""The simulator's recognizer names the clip it hears by its sound, whatever the order, padding
+or truncation (DESIGN §11: never by order)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agent.errors import InvalidInput
+from agent.sim.speech import ESPEAK_RATE, ClipRecognizer, espeak, read_wav, resample, write_wav
+
+TEXTS = [
+    "I'd like to plan a trip to Lisbon.",
+    "What's the weather there?",
+    "Book it for Friday please.",
+    "Wait, stop.",
+    "Yes.",
+    "No.",
+]
+
+
+async def test_each_clip_is_recognized_out_of_order_padded_and_cut_short() -> None:
+    recognizer, clips = ClipRecognizer(), {}
+    for text in TEXTS:
+        clips[text] = resample(await espeak(text), ESPEAK_RATE, 48000)
+        recognizer.learn(text, clips[text], 48000)
+    for text in reversed(TEXTS):
+        clip = clips[text]
+        padded = np.concatenate([np.zeros(7777, np.int16), clip, np.zeros(24000, np.int16)])
+        # what the STT receives: a VAD segment as 16 kHz audio
+        assert recognizer.recognize(resample(padded, 48000, 16000), 16000) == text
+        cut = clip[: len(clip) * 2 // 3]
+        assert recognizer.recognize(resample(cut, 48000, 16000), 16000) == text
+
+
+def test_noise_or_silence_is_recognized_as_nothing() -> None:
+    recognizer = ClipRecognizer()
+    tone = (3000 * np.sin(np.arange(16000) * 0.1)).astype(np.int16)
+    recognizer.learn("a tone", tone, 16000)
+    noise = np.random.default_rng(0).normal(0, 3000, 32000).astype(np.int16)
+    assert recognizer.recognize(noise, 16000) == ""
+    assert recognizer.recognize(np.zeros(16000, np.int16), 16000) == ""
+    assert ClipRecognizer().recognize(noise, 16000) == ""
+
+
+def test_wav_round_trips_and_a_non_wav_is_refused() -> None:
+    samples = (1000 * np.sin(np.arange(800) * 0.2)).astype(np.int16)
+    assert np.array_equal(read_wav(write_wav(samples, 16000))[0], samples)
+    assert read_wav(write_wav(samples, 16000))[1] == 16000
+    with pytest.raises(InvalidInput):
+        read_wav(b"not a wav file at all")
