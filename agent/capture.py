@@ -95,7 +95,6 @@ class Capture:
         self._writer = writer
         self._agent_name = agent_name
         self._clock = clock
-        self.submitted = 0
 
     def attach(self, session: AgentSession[Any]) -> None:
         session.on("conversation_item_added", self._on_item)
@@ -176,7 +175,6 @@ class Capture:
     def _submit(self, record: Record) -> None:
         future = self._writer.submit(record)
         future.add_done_callback(_report)
-        self.submitted += 1
 
 
 def _report(future: Any) -> None:

@@ -8,7 +8,6 @@ capture, prosody and assistant — wired one line per behaviour.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -139,8 +138,10 @@ class Call:
         return self._ended
 
     async def _end(self, how: CallEnd) -> None:
-        with contextlib.suppress(Exception):
+        try:
             await self.session.aclose()
+        except Exception as exc:  # noqa: BLE001 - what the call said still has to be saved
+            log.error("session.close_failed", call_id=self.state.call_id, error=type(exc).__name__)
         if self.prosody is not None:
             await self.prosody.aclose()
         try:

@@ -70,6 +70,11 @@ class AcousticStream:
         self._clock: deque[tuple[float, float]] = deque(maxlen=CLOCK_POINTS)
 
     async def tee(self, audio: AsyncIterable[rtc.AudioFrame]) -> AsyncIterator[rtc.AudioFrame]:
+        # a new tee (the session restarted its recognizer) starts a new timeline: the VAD's
+        # timestamps count from its first frame, and so must the tracker's
+        self._tracker = None
+        self._heard.clear()
+        self._clock.clear()
         vad_stream = self._vad.stream()
         task = asyncio.create_task(self._follow(vad_stream), name="prosody.vad")
         self._tasks.add(task)
