@@ -14,7 +14,7 @@ import pytest
 
 from agent.plugins.prosody.analysis import analyze, summarize_span
 from agent.plugins.prosody.dsp import FRAME, HOP, RATE, analyze_frames
-from agent.plugins.prosody.tracker import Tracker
+from agent.plugins.prosody.tracker import KEEP_S, Tracker
 
 Floats = npt.NDArray[np.float64]
 rng = np.random.default_rng(7)
@@ -166,3 +166,17 @@ def test_jitter_reads_near_zero_for_a_steady_voice_and_grows_with_irregular_cycl
     assert steady["voice"]["jitter"] < 0.002 and steady["voice"]["shimmer"] < 0.01
     # local jitter of periods with a 1 % spread is about 1.1 %
     assert 0.006 < shaky["voice"]["jitter"] < 0.02
+
+
+def test_a_long_call_keeps_bounded_audio_and_still_measures_its_latest_turn() -> None:
+    tracker = Tracker(16000)
+    quiet = np.zeros(16000)
+    for _ in range(150):  # two and a half minutes of silence
+        tracker.push(quiet)
+    turn = voiced(170, 16000, 1.5)
+    tracker.push(turn)
+    tracker.push(quiet)
+    end = tracker.pushed_s - 1.0
+    result = summarize_span(tracker, end - 1.5, end, 4)
+    assert cents(result["pitch"]["median_hz"], 170) < 5
+    assert tracker.kept_s <= KEEP_S + 12  # the old audio was let go

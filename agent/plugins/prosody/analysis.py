@@ -28,5 +28,8 @@ def summarize_span(tracker: Tracker, start_s: float, end_s: float, words: int) -
 def analyze(samples: Floats, rate: int, words: int = 0) -> dict[str, Any]:
     """The acoustic prosody of a whole recording (the same result as streaming it)."""
     tracker = Tracker(rate)
-    tracker.push(np.asarray(samples, dtype=np.float64))
+    samples = np.asarray(samples, dtype=np.float64)
+    block = max(rate // 5, 1)  # as a stream would arrive; the result is the same either way
+    for start in range(0, len(samples), block):
+        tracker.push(samples[start : start + block])
     return summarize_span(tracker, 0.0, tracker.pushed_s, words)
