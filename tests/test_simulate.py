@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli.main import main
+from agent.sim.speech import ESPEAK_RATE, espeak, resample, write_wav
 from agent.store import ANY_OWNER, open_store
 
 SCRIPT = """
@@ -22,6 +23,7 @@ calls:
       - command: '{"v":1,"id":"x","type":'
         from: mallory
       - say: "Book it for Friday please."
+        audio: friday.wav
   - steps:
       - say: "What's the weather there?"
         pitch: 85
@@ -45,6 +47,9 @@ async def test_a_two_call_script_stores_exactly_what_it_said(
 ) -> None:
     script, trace, db = env / "call.yaml", env / "trace.jsonl", f"sqlite:///{env}/sim.db"
     script.write_text(SCRIPT)
+    # a recorded clip instead of synthesis: 16 kHz, as a phone app might save it
+    clip = resample(await espeak("Book it for Friday please."), ESPEAK_RATE, 16000)
+    (env / "friday.wav").write_bytes(write_wav(clip, 16000))
     argv = ["--db", db, "--json", "simulate", str(script), "--offline", "--trace", str(trace)]
     code = await asyncio.to_thread(main, argv)  # the CLI runs its own event loop
     assert code == 0
