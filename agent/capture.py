@@ -30,6 +30,8 @@ from agent.store.writer import Writer
 log = structlog.get_logger(__name__)
 
 CallEnd = Literal["hangup", "shutdown", "lost"]
+ChatEnd = Literal["hangup", "shutdown", "lost", "new_chat"]
+"""Why the call lets go of its chat: the call ended, or the caller started another chat."""
 BASELINE_KEY = "prosody_baseline"
 
 
@@ -119,25 +121,27 @@ class Capture:
             )
         )
 
-    async def flush_and_close(self, how: CallEnd) -> None:
-        """Flush what the call said, then close its call row and chat. A lost call (`drop`)
-        closes nothing: the chat stays active, for the sweeper and resume to find."""
+    async def flush_and_close(self, how: ChatEnd) -> bool | None:
+        """Flush what the call said, then close its call row and chat; whether the chat was
+        kept (None: not closed). A lost call (`drop`) closes nothing: the chat stays active,
+        for the sweeper and resume to find."""
         if how != "lost":
             self._submit(
                 CallEnded(call_id=self._state.call_id, end_reason=how, ended_at=self._clock())
             )
         await self._writer.flush()
         if how == "lost":
-            return
-        status: ChatStatus = "closed" if how == "hangup" else "interrupted"
+            return None
+        status: ChatStatus = "interrupted" if how == "shutdown" else "closed"
         try:
             kept = await self._writer.store.close_chat(
                 self._state.chat_id, status=status, end_reason=how, at=self._clock()
             )
         except Exception as exc:  # noqa: BLE001 - a store down at hang-up: messages are safe already
             log.error("chat.close_failed", chat_id=self._state.chat_id, error=type(exc).__name__)
-            return
+            return None
         log.info("chat.closed", chat_id=self._state.chat_id, kept=kept, end_reason=how)
+        return kept
 
     def _on_item(self, ev: ConversationItemAddedEvent) -> None:
         item = ev.item

@@ -37,6 +37,7 @@ from agent.settings import Settings, load_settings
 from agent.store import open_store
 from agent.store.base import Store
 from agent.store.writer import Writer, WriterOptions
+from agent.switch import ChatSwitcher
 
 log = structlog.get_logger(__name__)
 
@@ -121,6 +122,7 @@ class Call:
         self.agent = Assistant(
             settings.instructions, self.state, prosody=self.prosody, tools=tools, trace=trace
         )
+        self.switcher = ChatSwitcher(self.state, self.capture, self.session, self.agent)
         self._ended: asyncio.Task[None] | None = None
 
     async def start(self, **start_options: Any) -> None:
