@@ -30,7 +30,7 @@ from agent.store.writer import Writer
 log = structlog.get_logger(__name__)
 
 CallEnd = Literal["hangup", "shutdown", "lost"]
-ChatEnd = Literal["hangup", "shutdown", "lost", "new_chat"]
+ChatEnd = Literal["hangup", "shutdown", "lost", "new_chat", "switched"]
 """Why the call lets go of its chat: the call ended, or the caller started another chat."""
 BASELINE_KEY = "prosody_baseline"
 

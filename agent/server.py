@@ -30,6 +30,7 @@ from livekit.plugins import openai, silero
 from agent.assistant import Assistant, Trace
 from agent.call import CallState
 from agent.capture import CallEnd, Capture
+from agent.context import Budget
 from agent.ids import new_call_id, new_chat_id
 from agent.logs import configure_logging
 from agent.plugins.prosody.stream import AcousticStream
@@ -122,7 +123,15 @@ class Call:
         self.agent = Assistant(
             settings.instructions, self.state, prosody=self.prosody, tools=tools, trace=trace
         )
-        self.switcher = ChatSwitcher(self.state, self.capture, self.session, self.agent)
+        self.switcher = ChatSwitcher(
+            self.state,
+            self.capture,
+            self.session,
+            self.agent,
+            writer.store,
+            budget=Budget(settings.context_token_budget, settings.context_max_messages),
+            load_timeout_s=settings.context_load_timeout_s,
+        )
         self._ended: asyncio.Task[None] | None = None
 
     async def start(self, **start_options: Any) -> None:

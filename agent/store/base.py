@@ -101,6 +101,10 @@ class Store(Protocol):
         was kept. Raises NotFound if there is no such chat."""
         ...
 
+    async def reopen_chat(self, chat_id: str, *, owner: OwnerScope) -> Chat:
+        """Make an ended chat active again (a resume); raises NotFound as `get_chat` does."""
+        ...
+
     async def rename_chat(self, chat_id: str, title: str, *, owner: OwnerScope) -> Chat: ...
 
     async def delete_chat(self, chat_id: str, *, owner: OwnerScope) -> None:

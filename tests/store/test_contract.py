@@ -400,3 +400,15 @@ async def test_stored_metadata_always_carries_a_version(store: Store) -> None:
     assert (await store.get_chat(c.id, owner="alice")).metadata == {"v": 1, "source": "sip"}
     [got] = (await store.messages(c.id, owner="alice")).messages
     assert got.metadata == {"v": 1}
+
+
+async def test_reopening_a_chat_makes_it_active_again_for_its_owner_only(store: Store) -> None:
+    c = chat(owner="alice")
+    await store.write([c, msg(c.id, "hello")])
+    await store.close_chat(c.id, status="closed", end_reason="hangup", at=time.time())
+    with pytest.raises(NotFound):
+        await store.reopen_chat(c.id, owner="bob")
+    assert (await store.get_chat(c.id, owner="alice")).status == "closed"
+    again = await store.reopen_chat(c.id, owner="alice")
+    assert (again.status, again.end_reason, again.ended_at) == ("active", None, None)
+    assert again.message_count == 1

@@ -278,6 +278,17 @@ class SqliteStore:
             )
         )
 
+    async def reopen_chat(self, chat_id: str, *, owner: OwnerScope) -> Chat:
+        clause, params = _owner_clause(owner, "owner")
+        changed = await self._changed(
+            "UPDATE chats SET status = 'active', end_reason = NULL, ended_at = NULL,"
+            f" updated_at = MAX(updated_at, ?) WHERE id = ?{clause}",
+            (time.time(), chat_id, *params),
+        )
+        if not changed:
+            raise NotFound("no such chat")
+        return await self.get_chat(chat_id, owner=owner)
+
     async def rename_chat(self, chat_id: str, title: str, *, owner: OwnerScope) -> Chat:
         title = check_text(title.strip(), "title")
         if not 1 <= len(title) <= 100:

@@ -1,0 +1,115 @@
+"""Changing chats mid-call (DESIGN §6, §7; issue 4): `new_chat` keeps the closed chat whole and
+the LLM forgets it; `resume_chat` brings an earlier chat of the caller back."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.errors import NotFound
+from agent.sim.openai_server import LocalOpenAI
+from agent.store import ANY_OWNER, Store
+from agent.store.writer import Writer
+from tests.conftest import chat, msg
+from tests.session.conftest import CALLER, Speak, StartCall, stored
+
+
+async def test_new_chat_keeps_the_closed_chat_and_the_llm_forgets_it(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, reader: Store
+) -> None:
+    openai_server.script(["Lisbon is lovely.", "Hello! What can I do for you?", "Sure, pasta."])
+    lisbon, pasta = await speech("Tell me about Lisbon."), await speech("A recipe for pasta.")
+    call = await start_call()
+    await call.say(lisbon)
+    first = call.call.state.chat_id
+
+    saved = await call.call.switcher.new_chat()
+    await call.settle()  # the greeting
+    await call.say(pasta)
+    second = call.call.state.chat_id
+    await call.end("hangup")
+
+    assert saved == first and second != first
+    old = await reader.get_chat(first, owner=CALLER)
+    assert (old.status, old.end_reason, old.message_count) == ("closed", "new_chat", 2)
+    assert [m.content for m in await stored(reader, first)] == [
+        "Tell me about Lisbon.", "Lisbon is lovely."
+    ]  # fmt: skip
+    assert [(m.role, m.content) for m in await stored(reader, second)] == [
+        ("assistant", "Hello! What can I do for you?"),
+        ("user", "A recipe for pasta."),
+        ("assistant", "Sure, pasta."),
+    ]
+    # the requests after the switch carry the instructions and the new chat only
+    greeting, answer = openai_server.chat_requests()[-2:]
+    for request in (greeting, answer):
+        text = " ".join(str(m.get("content")) for m in request["messages"])
+        assert "Lisbon" not in text
+    assert [m["content"] for m in answer["messages"] if m["role"] == "user"] == [
+        "A recipe for pasta."
+    ]
+
+
+async def test_new_chat_before_anyone_spoke_drops_the_empty_chat(
+    start_call: StartCall, openai_server: LocalOpenAI, reader: Store
+) -> None:
+    openai_server.script(["Hello!"])
+    call = await start_call()
+    first = call.call.state.chat_id
+    assert await call.call.switcher.new_chat() is None
+    await call.settle()
+    await call.end("hangup")
+    # neither chat heard the caller: the first was dropped at new_chat, the second (a greeting
+    # only) at hang-up
+    assert (await reader.list_chats(owner=ANY_OWNER)).chats == []
+    assert call.call.state.chat_id != first
+
+
+async def test_resume_chat_brings_an_earlier_chat_back_into_the_context(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, reader: Store
+) -> None:
+    openai_server.script(
+        ["Lisbon is lovely.", "Hi again!", "Sure, pasta.", "Trams and tiles, as I said."]
+    )
+    lisbon, pasta = await speech("Tell me about Lisbon."), await speech("A recipe for pasta.")
+    more = await speech("What else is there?")
+    call = await start_call()
+    await call.say(lisbon)
+    first = call.call.state.chat_id
+    await call.call.switcher.new_chat()
+    await call.settle()
+    await call.say(pasta)
+    second = call.call.state.chat_id
+
+    saved, count, placed = await call.call.switcher.resume_chat(first)
+    await call.say(more)
+    await call.end("hangup")
+
+    assert (saved, count, placed) == (second, 2, 2)
+    assert call.call.state.chat_id == first
+    resumed = await stored(reader, first)
+    assert [(m.seq, m.content) for m in resumed] == [
+        (1, "Tell me about Lisbon."), (2, "Lisbon is lovely."),
+        (3, "What else is there?"), (4, "Trams and tiles, as I said."),
+    ]  # fmt: skip
+    left = await reader.get_chat(second, owner=CALLER)
+    assert (left.status, left.end_reason) == ("closed", "switched")
+    # the request after the resume holds the first chat's turns, and none of the second's
+    last = openai_server.chat_requests()[-1]["messages"]
+    said = [m["content"] for m in last if m["role"] in ("user", "assistant")]
+    assert said == ["Tell me about Lisbon.", "Lisbon is lovely.", "What else is there?"]
+    assert all("pasta" not in str(m.get("content")) for m in last)
+    assert [m["role"] for m in last][0] == "system"  # the instructions, first
+
+
+async def test_resume_chat_of_another_owners_chat_changes_nothing(
+    start_call: StartCall, reader: Store, writer: Writer
+) -> None:
+    theirs = chat(owner="bob")
+    await writer.store.write([theirs, msg(theirs.id, "bob's secret")])
+    call = await start_call()
+    current = call.call.state.chat_id
+    with pytest.raises(NotFound):
+        await call.call.switcher.resume_chat(theirs.id)
+    assert call.call.state.chat_id == current and not call.call.switcher.switching
+    await call.end("hangup")
+    assert (await reader.get_chat(theirs.id, owner=ANY_OWNER)).status == "active"
