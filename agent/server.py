@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from livekit import rtc
 from livekit.agents import (
     AgentServer,
     AgentSession,
@@ -31,6 +32,8 @@ from agent.assistant import Assistant, Trace
 from agent.call import CallState
 from agent.capture import CallEnd, Capture
 from agent.context import Budget
+from agent.control.channel import ControlChannel
+from agent.control.dispatcher import Dispatcher
 from agent.ids import new_call_id, new_chat_id
 from agent.logs import configure_logging
 from agent.plugins.prosody.stream import AcousticStream
@@ -38,7 +41,7 @@ from agent.settings import Settings, load_settings
 from agent.store import open_store
 from agent.store.base import Store
 from agent.store.writer import Writer, WriterOptions
-from agent.switch import ChatSwitcher
+from agent.switch import ChatStarted, ChatSwitcher
 
 log = structlog.get_logger(__name__)
 
@@ -123,15 +126,18 @@ class Call:
         self.agent = Assistant(
             settings.instructions, self.state, prosody=self.prosody, tools=tools, trace=trace
         )
+        self.store = writer.store
         self.switcher = ChatSwitcher(
             self.state,
             self.capture,
             self.session,
             self.agent,
-            writer.store,
+            self.store,
             budget=Budget(settings.context_token_budget, settings.context_max_messages),
             load_timeout_s=settings.context_load_timeout_s,
         )
+        self._settings = settings
+        self.control: ControlChannel | None = None
         self._ended: asyncio.Task[None] | None = None
 
     async def start(self, **start_options: Any) -> None:
@@ -140,6 +146,21 @@ class Call:
         self.session.on("close", self._on_close)
         await self.session.start(self.agent, **start_options)
         log.info("call.started", call_id=self.state.call_id, chat_id=self.state.chat_id)
+
+    def attach_control(self, room: rtc.Room) -> None:
+        """Let the caller's app command this call over the room (DESIGN §6)."""
+        settings = self._settings
+        dispatcher = Dispatcher(
+            self.store,
+            self.switcher,
+            self.state.owner,
+            rate=settings.control_rate,
+            burst=settings.control_burst,
+        )
+        self.control = ControlChannel(room, dispatcher, settings.control_topic, self.state.owner)
+        self.control.attach()
+        self.switcher.on_started = self.control.chat_started
+        self.control.chat_started(ChatStarted(self.state.chat_id, resumed=False, message_count=0))
 
     def end(self, how: CallEnd) -> asyncio.Task[None]:
         """Close the session (the agent's turn in flight is kept, interrupted), then flush and
@@ -155,6 +176,8 @@ class Call:
             log.error("session.close_failed", call_id=self.state.call_id, error=type(exc).__name__)
         if self.prosody is not None:
             await self.prosody.aclose()
+        if self.control is not None:
+            await self.control.aclose()
         try:
             await asyncio.wait_for(self.capture.flush_and_close(how), END_FLUSH_TIMEOUT_S)
         except TimeoutError:
@@ -190,6 +213,7 @@ async def entrypoint(ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(on_shutdown)
     await call.start(room=ctx.room)
+    call.attach_control(ctx.room)
 
 
 def build_server(settings: Settings) -> AgentServer:

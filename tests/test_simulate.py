@@ -58,12 +58,19 @@ async def test_a_two_call_script_stores_exactly_what_it_said(
     assert out["db"] == db
     assert first["call_id"] != second["call_id"]
     assert (first["messages_saved"], second["messages_saved"]) == (4, 2)
-    # commands were delivered as sent, by whom they were sent; acting on them is issue 4's
-    assert [(r["to"], r["via"]) for r in first["control_replies"]] == [
-        ("alice", "data"),
-        ("mallory", "data"),
-    ]
-    assert [(r["to"], r["via"]) for r in second["control_replies"]] == [("alice", "rpc")]
+    # each command answered on its transport, to its sender only
+    ping, intruder = first["control_replies"]
+    assert (ping["to"], ping["via"], ping["reply"]) == (
+        "alice", "data", {"v": 1, "re": "p1", "type": "ping.ok", "chat_id": first["chat_ids"][0]}
+    )  # fmt: skip
+    assert (intruder["to"], intruder["reply"]["code"]) == ("mallory", "forbidden")
+    (rpc,) = second["control_replies"]
+    assert (rpc["via"], rpc["reply"]["type"], rpc["reply"]["re"]) == ("rpc", "ping.ok", "p2")
+    for call in (first, second):
+        assert call["events"] == [
+            {"v": 1, "type": "chat.started", "chat_id": call["chat_ids"][0], "resumed": False,
+             "message_count": 0}
+        ]  # fmt: skip
 
     store = await open_store(db)
     try:

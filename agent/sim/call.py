@@ -91,6 +91,7 @@ class SimCall:
         self.session.output.transcription = sync.text_output
         self._sync = sync
         await self.call.start(session_host=False, record=False)
+        self.call.attach_control(self.room)
 
     # --- what the caller does ---------------------------------------------------------------
 

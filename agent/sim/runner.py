@@ -27,7 +27,7 @@ from agent.store.base import ANY_OWNER, Store
 
 @dataclass
 class CallResult:
-    call_id: str
+    call_id: str  # the call's first row; each chat it moves to is held by a row of its own
     chat_ids: list[str]
     control_replies: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -62,7 +62,7 @@ def _events(call: SimCall) -> list[dict[str, Any]]:
     return found
 
 
-async def _saved(store: Store, chat_ids: list[str], call_id: str) -> int:
+async def _saved(store: Store, chat_ids: list[str], call_ids: set[str]) -> int:
     count = 0
     for chat_id in chat_ids:
         before: int | None = None
@@ -71,7 +71,7 @@ async def _saved(store: Store, chat_ids: list[str], call_id: str) -> int:
                 page = await store.messages(chat_id, owner=ANY_OWNER, before_seq=before, limit=500)
             except NotFound:  # the chat was dropped (no user message) or deleted
                 break
-            count += sum(1 for m in page.messages if m.call_id == call_id)
+            count += sum(1 for m in page.messages if m.call_id in call_ids)
             if page.next_before_seq is None:
                 break
             before = page.next_before_seq
@@ -114,6 +114,7 @@ async def simulate(
                     server.recognizer.learn(text, clips[id(step)], MIC_RATE)
         vad = silero.VAD.load()
         results = []
+        all_call_ids: list[set[str]] = []
         for call_script in script.calls:
             providers: Providers = openai_providers(settings)
             call = SimCall(
@@ -126,7 +127,8 @@ async def simulate(
                 trace=write_trace,
             )
             await call.start()
-            chat_ids = [call.call.state.chat_id]
+            chat_ids, call_ids = [call.call.state.chat_id], {call.call.state.call_id}
+            first_call_id = call.call.state.call_id
             for i, step in enumerate(call_script.steps):
                 nxt = call_script.steps[i + 1] if i + 1 < len(call_script.steps) else None
                 if isinstance(step, Say):
@@ -135,20 +137,23 @@ async def simulate(
                     await call.barge_in(clips[id(step)])
                 elif isinstance(step, Command):
                     await call.command(step.command, via=step.via, sender=step.sender)
+                    await call.settle()  # what the command set off (new_chat greets)
                 elif isinstance(step, Wait):
                     await call.wait_idle(step.wait)
                 if call.call.state.chat_id not in chat_ids:
                     chat_ids.append(call.call.state.chat_id)
+                call_ids.add(call.call.state.call_id)
             await call.end("hangup" if call_script.end == "hangup" else "lost")
-            result = CallResult(call_id=call.call.state.call_id, chat_ids=chat_ids)
+            result = CallResult(call_id=first_call_id, chat_ids=chat_ids)
             result.control_replies = [
                 {"to": r.to, "via": r.via, "reply": r.reply} for r in call.control_replies
             ]
             result.events = _events(call)
             results.append(result)
+            all_call_ids.append(call_ids)
         await writer.flush()
-        for result in results:
-            result.messages_saved = await _saved(reader, result.chat_ids, result.call_id)
+        for result, ids in zip(results, all_call_ids, strict=True):
+            result.messages_saved = await _saved(reader, result.chat_ids, ids)
     finally:
         await writer.aclose()
         await reader.aclose()
