@@ -40,7 +40,7 @@ def malformed(rng: random.Random) -> Iterator[bytes]:
     yield json.dumps({**rng.choice(VALID), "type": rng.choice(["", "PING", "drop", 7])}).encode()
     yield json.dumps(
         {k: v for k, v in rng.choice(VALID).items() if k != rng.choice(["v", "id", "type"])}
-    ).encode()  # noqa: E501
+    ).encode()
 
 
 def mutated(rng: random.Random) -> bytes:

@@ -3,6 +3,9 @@ the LLM forgets it; `resume_chat` brings an earlier chat of the caller back."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from agent.errors import NotFound
@@ -113,3 +116,40 @@ async def test_resume_chat_of_another_owners_chat_changes_nothing(
     assert call.call.state.chat_id == current and not call.call.switcher.switching
     await call.end("hangup")
     assert (await reader.get_chat(theirs.id, owner=ANY_OWNER)).status == "active"
+
+
+async def test_a_flood_of_commands_is_limited_while_the_turns_still_complete(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, reader: Store
+) -> None:
+    openai_server.script(["One.", "Two."])
+    clips = [await speech("Hello there."), await speech("Book it please.")]
+    call = await start_call()
+    sender = call.room.remote[CALLER]
+    stop = asyncio.Event()
+
+    async def flood() -> int:
+        sent = 0
+        while not stop.is_set():
+            for _ in range(10):  # 1,000 a second
+                call.room.deliver(
+                    sender, b'{"v":1,"id":"f%d","type":"ping"}' % sent, "agent.control"
+                )
+                sent += 1
+            await asyncio.sleep(0.01)
+        return sent
+
+    flooding = asyncio.create_task(flood())
+    for clip in clips:
+        await call.say(clip)
+    stop.set()
+    sent = await flooding
+    await call.end("hangup")
+
+    messages = await stored(reader, call.call.state.chat_id)
+    assert [m.content for m in messages] == ["Hello there.", "One.", "Book it please.", "Two."]
+    answers = [json.loads(s.payload) for s in call.local.sent if s.topic == "agent.control"]
+    ok = sum(1 for a in answers if a.get("type") == "ping.ok")
+    limited = sum(1 for a in answers if a.get("code") == "rate_limited")
+    assert sent > 1000
+    assert ok < sent / 20  # 5 a second (and the burst) got through
+    assert limited < ok + 20  # rejections are bounded too: most of the flood got no answer
