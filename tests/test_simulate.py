@@ -15,13 +15,14 @@ from agent.store import ANY_OWNER, open_store
 SCRIPT = """
 caller: alice
 room: demo
-replies: ["Sure, when would you like to go?", "Done, it is booked."]
+replies: ["Sure, when would you like to go?", "Hello again!", "Done, it is booked."]
 calls:
   - steps:
       - say: "I'd like to plan a trip to Lisbon."
       - command: {v: 1, type: ping, id: p1}
       - command: '{"v":1,"id":"x","type":'
         from: mallory
+      - command: {v: 1, type: new_chat, id: n1}
       - say: "Book it for Friday please."
         audio: friday.wav
   - steps:
@@ -57,9 +58,13 @@ async def test_a_two_call_script_stores_exactly_what_it_said(
     first, second = out["calls"]
     assert out["db"] == db
     assert first["call_id"] != second["call_id"]
-    assert (first["messages_saved"], second["messages_saved"]) == (4, 2)
+    assert (first["messages_saved"], second["messages_saved"]) == (5, 2)
+    assert len(first["chat_ids"]) == 2  # new_chat moved the call to a second chat
     # each command answered on its transport, to its sender only
-    ping, intruder = first["control_replies"]
+    ping, intruder, new = first["control_replies"]
+    saved, current = first["chat_ids"]
+    assert new["reply"] == {"v": 1, "re": "n1", "type": "new_chat.ok",
+                            "saved_chat_id": saved, "chat_id": current}  # fmt: skip
     assert (ping["to"], ping["via"], ping["reply"]) == (
         "alice", "data", {"v": 1, "re": "p1", "type": "ping.ok", "chat_id": first["chat_ids"][0]}
     )  # fmt: skip
@@ -68,25 +73,31 @@ async def test_a_two_call_script_stores_exactly_what_it_said(
     assert (rpc["via"], rpc["reply"]["type"], rpc["reply"]["re"]) == ("rpc", "ping.ok", "p2")
     for call in (first, second):
         assert call["events"] == [
-            {"v": 1, "type": "chat.started", "chat_id": call["chat_ids"][0], "resumed": False,
+            {"v": 1, "type": "chat.started", "chat_id": chat_id, "resumed": False,
              "message_count": 0}
+            for chat_id in call["chat_ids"]
         ]  # fmt: skip
 
     store = await open_store(db)
     try:
         page = await store.list_chats(owner="alice")
         chats = {c.id: c for c in page.chats}
-        assert set(chats) == {first["chat_ids"][0], second["chat_ids"][0]}
-        one, two = chats[first["chat_ids"][0]], chats[second["chat_ids"][0]]
-        assert (one.status, one.end_reason) == ("closed", "hangup")
+        assert set(chats) == {*first["chat_ids"], second["chat_ids"][0]}
+        one, new, two = (chats[i] for i in (*first["chat_ids"], second["chat_ids"][0]))
+        assert (one.status, one.end_reason) == ("closed", "new_chat")
+        assert (new.status, new.end_reason) == ("closed", "hangup")
         assert (two.status, two.end_reason) == ("active", None)  # dropped: nothing closed it
         said_one = (await store.messages(one.id, owner=ANY_OWNER)).messages
+        said_new = (await store.messages(new.id, owner=ANY_OWNER)).messages
         said_two = (await store.messages(two.id, owner=ANY_OWNER)).messages
     finally:
         await store.aclose()
     assert [(m.role, m.content) for m in said_one] == [
         ("user", "I'd like to plan a trip to Lisbon."),
         ("assistant", "Sure, when would you like to go?"),
+    ]
+    assert [(m.role, m.content) for m in said_new] == [
+        ("assistant", "Hello again!"),  # the greeting of a new conversation
         ("user", "Book it for Friday please."),
         ("assistant", "Done, it is booked."),
     ]
@@ -98,9 +109,10 @@ async def test_a_two_call_script_stores_exactly_what_it_said(
     assert said_two[0].prosody["pitch"]["median_hz"] > said_one[0].prosody["pitch"]["median_hz"]
 
     requests = [json.loads(line) for line in trace.read_text().splitlines()]
-    assert len(requests) == 3
-    assert requests[1]["messages"][-1] == {"role": "user", "content": "Book it for Friday please."}
-    assert [m["role"] for m in requests[1]["messages"]] == ["system", "user", "assistant", "user"]
+    assert len(requests) == 4  # three answers and the greeting
+    booked = requests[2]["messages"]
+    assert booked[-1] == {"role": "user", "content": "Book it for Friday please."}
+    assert "Lisbon" not in json.dumps(booked)  # the new chat's context has none of the first
 
 
 def test_a_broken_script_is_one_line_on_stderr(

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from agent.control.protocol import MAX_PAYLOAD, encode
 from agent.ids import new_chat_id
 from agent.store import ANY_OWNER, Store
 from agent.store.records import NewChat
-from tests.conftest import chat, msg
+from tests.conftest import Holder, chat, msg, release
 
 CALLER = Sender("alice")
 _ids = itertools.count()
@@ -231,3 +232,30 @@ async def test_malformed_packets_from_the_caller_get_typed_errors_and_write_noth
         assert reply is not None and reply["type"] == "error"
         assert reply["code"] in ("bad_request", "too_large")
     assert await store.stats() == before and switcher.switches == 0
+
+
+async def test_a_locked_database_answers_unavailable_and_a_retry_then_acts(
+    setup: Any, store: Store, lock: Callable[[], Awaitable[Holder]]
+) -> None:
+    d, _, ids = setup
+    holder = await lock()
+    down = await send(d, id="same", type="rename_chat", chat_id=ids["old1"], title="New title")
+    assert down is not None and (down["code"], down["re"]) == ("unavailable", "same")
+    await release(holder)
+    again = await send(d, id="same", type="rename_chat", chat_id=ids["old1"], title="New title")
+    assert again is not None and again["type"] == "rename_chat.ok"  # not the cached failure
+    assert (await store.get_chat(ids["old1"], owner="alice")).title == "New title"
+
+
+async def test_a_failure_inside_a_command_is_internal_and_the_channel_goes_on(
+    setup: Any,
+) -> None:
+    d, switcher, _ = setup
+
+    async def broken() -> str | None:
+        raise RuntimeError("boom")
+
+    switcher.new_chat = broken
+    reply = await send(d, id="n", type="new_chat")
+    assert reply is not None and reply["code"] == "internal" and "boom" not in reply["message"]
+    assert (await send(d, type="ping") or {}).get("type") == "ping.ok"
