@@ -91,8 +91,9 @@ class ChatSwitcher:
         chat = await self._store.get_chat(chat_id, owner=owner)  # NotFound: nothing changes
         self.switching = True
         try:
-            if chat_id == self._state.chat_id:
-                return None, chat.message_count, len(self._agent.chat_ctx.messages())
+            if chat_id == self._state.chat_id:  # already here: nothing to change
+                in_context = [m for m in self._agent.chat_ctx.messages() if m.role != "system"]
+                return None, chat.message_count, len(in_context)
             old = await self._leave("switched")
             chat = await self._store.reopen_chat(chat_id, owner=owner)
             started = time.perf_counter()

@@ -259,3 +259,23 @@ async def test_a_failure_inside_a_command_is_internal_and_the_channel_goes_on(
     reply = await send(d, id="n", type="new_chat")
     assert reply is not None and reply["code"] == "internal" and "boom" not in reply["message"]
     assert (await send(d, type="ping") or {}).get("type") == "ping.ok"
+
+
+async def test_a_page_of_long_titles_shrinks_to_fit_and_the_cursor_continues(
+    store: Store,
+) -> None:
+    chats = [chat(owner="alice") for _ in range(60)]
+    await store.write(chats)
+    for c in chats:  # 100 emoji: 400 bytes of title each, 24 KB for a page of 50
+        await store.rename_chat(c.id, "🚋" * 100, owner="alice")
+    d = Dispatcher(store, StoreSwitcher(store, chats[0].id), "alice", rate=1e6, burst=10**6)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        page = await send(d, type="list_chats", limit=50, **({"cursor": cursor} if cursor else {}))
+        assert page is not None and page["type"] == "list_chats.ok"
+        assert 0 < len(page["chats"]) < 50  # shrunk, and send() checked it fits
+        seen += [c["id"] for c in page["chats"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert sorted(seen) == sorted(c.id for c in chats)  # every chat once, none lost

@@ -83,11 +83,20 @@ async def test_resume_chat_brings_an_earlier_chat_back_into_the_context(
     await call.say(pasta)
     second = call.call.state.chat_id
 
-    saved, count, placed = await call.call.switcher.resume_chat(first)
+    answer = await call.command(
+        {"v": 1, "id": "r1", "type": "resume_chat", "chat_id": first}, via="rpc", sender=None
+    )
     await call.say(more)
     await call.end("hangup")
 
-    assert (saved, count, placed) == (second, 2, 2)
+    assert answer.reply == {
+        "v": 1, "re": "r1", "type": "resume_chat.ok", "chat_id": first, "saved_chat_id": second,
+        "message_count": 2, "context_messages": 2,
+    }  # fmt: skip
+    started = [json.loads(s.payload) for s in call.local.sent]
+    assert started[-1] == {"v": 1, "type": "chat.started", "chat_id": first, "resumed": True,
+                           "message_count": 2}  # fmt: skip
+    assert call.local.attributes["agent.chat_id"] == first
     assert call.call.state.chat_id == first
     resumed = await stored(reader, first)
     assert [(m.seq, m.content) for m in resumed] == [
