@@ -102,14 +102,17 @@ class Capture:
         session.on("conversation_item_added", self._on_item)
         session.on("function_tools_executed", self._on_tools)
 
-    def start_chat(self) -> None:
-        """The call's new chat and its call row (an empty chat is dropped when it closes)."""
+    def start_chat(self, *, new: bool = True) -> None:
+        """The call's row holding its current chat, and the chat itself when it is `new` (an
+        empty chat is dropped when it closes)."""
         state, now = self._state, self._clock()
-        self._submit(
-            NewChat(
-                id=state.chat_id, owner=state.owner, agent_name=self._agent_name, created_at=now
-            )
-        )
+        if new:
+            self._submit(
+                NewChat(
+                    id=state.chat_id, owner=state.owner, agent_name=self._agent_name,
+                    created_at=now,
+                )
+            )  # fmt: skip
         self._submit(
             NewCall(
                 id=state.call_id,

@@ -74,7 +74,7 @@ class ChatSwitcher:
         self.switching = True
         try:
             old = await self._leave("new_chat")
-            self._enter(new_chat_id(), Baseline())
+            self._enter(new_chat_id(), Baseline(), new=True)
             await self._agent.update_chat_ctx(llm.ChatContext.empty())  # instructions only
             self._started(ChatStarted(self._state.chat_id, resumed=False, message_count=0), old)
             self._session.generate_reply(instructions=GREETING)
@@ -110,7 +110,8 @@ class ChatSwitcher:
                 history, budget=self._budget, summary=chat.summary,
                 gap_s=time.time() - chat.updated_at,
             )  # fmt: skip
-            self._enter(chat_id, Baseline.from_json(chat.metadata.get("prosody_baseline")))
+            baseline = Baseline.from_json(chat.metadata.get("prosody_baseline"))
+            self._enter(chat_id, baseline, new=False)
             await self._agent.update_chat_ctx(ctx)
             log.info(
                 "chat.resumed", chat_id=chat_id, messages=placed,
@@ -129,12 +130,12 @@ class ChatSwitcher:
         kept = await self._capture.flush_and_close(why)
         return old if kept else None
 
-    def _enter(self, chat_id: str, baseline: Baseline) -> None:
-        """Make `chat_id` the call's chat, held by a new call row (a new chat is created)."""
+    def _enter(self, chat_id: str, baseline: Baseline, *, new: bool) -> None:
+        """Make `chat_id` the call's chat, held by a new call row (and created when `new`)."""
         state = self._state
         state.chat_id, state.call_id = chat_id, new_call_id()
         state.baseline, state.pending_extra = baseline, None
-        self._capture.start_chat()
+        self._capture.start_chat(new=new)
 
     def _started(self, started: ChatStarted, old: str | None) -> None:
         log.info("chat.switched", old_chat_id=old, chat_id=started.chat_id)

@@ -99,10 +99,11 @@ def message_json(m: Message, max_content: int) -> dict[str, Any]:
         "interrupted": m.interrupted,
         "prosody": m.prosody,
     }
-    if m.content is not None and len(m.content.encode("utf-8")) > max_content:
-        cut = m.content.encode("utf-8")[:max_content].decode("utf-8", "ignore")
-        out["content"] = cut + CUT_MARK
-        out["truncated"] = True
+    if m.content is not None and len(m.content) > max_content // 4:  # may be over in UTF-8
+        encoded = m.content.encode("utf-8")
+        if len(encoded) > max_content:
+            out["content"] = encoded[:max_content].decode("utf-8", "ignore") + CUT_MARK
+            out["truncated"] = True
     return out
 
 
@@ -212,13 +213,16 @@ class Dispatcher:
                 )
                 chats = [chat_json(c) for c in page.chats]
                 reply = ok_reply(request, chats=chats, next_cursor=page.next_cursor)
-                while not fits(reply) and len(chats) > 1:  # titles are short: rarely needed
+                if fits(reply):
+                    return reply
+                while not fits(reply) and len(chats) > 1:  # long titles in many scripts
                     chats.pop()
-                    cursor_page = await self._store.list_chats(
-                        owner=owner, limit=len(chats), cursor=request.cursor
-                    )
-                    reply = ok_reply(request, chats=chats, next_cursor=cursor_page.next_cursor)
-                return reply
+                    reply = ok_reply(request, chats=chats, next_cursor=None)
+                # the cursor after the last chat kept: the same page, as long as what was kept
+                shorter = await self._store.list_chats(
+                    owner=owner, limit=len(chats), cursor=request.cursor
+                )
+                return ok_reply(request, chats=chats, next_cursor=shorter.next_cursor)
             case GetChat():
                 chat = await self._store.get_chat(request.chat_id, owner=owner)
                 history = await self._store.messages(

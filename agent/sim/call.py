@@ -19,6 +19,7 @@ from livekit.agents.voice.transcription.synchronizer import TranscriptSynchroniz
 
 from agent.assistant import Trace
 from agent.capture import CallEnd
+from agent.control.channel import RPC_METHOD
 from agent.server import Call, Providers
 from agent.settings import Settings
 from agent.sim.io import LocalParticipant, RemoteParticipant, Room, ScriptedMic, Speaker, Transcript
@@ -29,7 +30,6 @@ TURN_TIMEOUT_S = 30.0
 SETTLE_S = 0.6
 """The agent counts as done with a turn once it has been listening this long."""
 REPLY_WAIT_S = 0.5
-CONTROL_METHOD = "agent.control"
 
 
 @dataclass
@@ -123,7 +123,7 @@ class SimCall:
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         reply: Any = None
         if via == "rpc":
-            handler = self.local.rpc_methods.get(CONTROL_METHOD)
+            handler = self.local.rpc_methods.get(RPC_METHOD)
             if handler is not None:
                 invocation = rtc.RpcInvocationData(
                     request_id=f"rpc-{time.monotonic_ns()}",

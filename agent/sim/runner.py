@@ -96,7 +96,6 @@ async def simulate(
             update={"openai_base_url": url, "openai_api_key": SecretStr("offline")}
         )
     writer = await open_writer(settings, store)
-    reader = await open_store(settings.db_url)
 
     def write_trace(messages: list[dict[str, Any]]) -> None:
         if trace is not None:
@@ -114,7 +113,6 @@ async def simulate(
                     server.recognizer.learn(text, clips[id(step)], MIC_RATE)
         vad = silero.VAD.load()
         results = []
-        all_call_ids: list[set[str]] = []
         for call_script in script.calls:
             providers: Providers = openai_providers(settings)
             call = SimCall(
@@ -143,20 +141,16 @@ async def simulate(
                 if call.call.state.chat_id not in chat_ids:
                     chat_ids.append(call.call.state.chat_id)
                 call_ids.add(call.call.state.call_id)
-            await call.end("hangup" if call_script.end == "hangup" else "lost")
+            await call.end("hangup" if call_script.end == "hangup" else "lost")  # flushes
             result = CallResult(call_id=first_call_id, chat_ids=chat_ids)
             result.control_replies = [
                 {"to": r.to, "via": r.via, "reply": r.reply} for r in call.control_replies
             ]
             result.events = _events(call)
+            result.messages_saved = await _saved(writer.store, chat_ids, call_ids)
             results.append(result)
-            all_call_ids.append(call_ids)
-        await writer.flush()
-        for result, ids in zip(results, all_call_ids, strict=True):
-            result.messages_saved = await _saved(reader, result.chat_ids, ids)
     finally:
         await writer.aclose()
-        await reader.aclose()
         await server.aclose()
     return {"db": settings.db_url, "calls": [r.__dict__ for r in results]}
 

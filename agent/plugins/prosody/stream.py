@@ -16,7 +16,6 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
 import structlog
 from livekit import rtc
 from livekit.agents import vad as lk_vad
@@ -133,9 +132,20 @@ class AcousticStream:
             start, end = self._heard[0].start_s, tracker.pushed_s
             self._heard[0].start_s = end  # the rest of it belongs to the next turn
         prosody = summarize_span(tracker, start, end, len(transcript.split()))
-        audio_s, wall = np.array(self._clock).T
-        started_at, ended_at = np.interp([start, end], audio_s, wall)
-        return Heard(prosody, float(started_at), float(ended_at))
+        return Heard(prosody, self._wall_at(start), self._wall_at(end))
+
+    def _wall_at(self, audio_s: float) -> float:
+        """The wall-clock time a point of the audio arrived, interpolated between the clock
+        points around it; searched from the newest, since a turn is recent audio."""
+        later: tuple[float, float] | None = None
+        for point in reversed(self._clock):
+            if point[0] <= audio_s:
+                if later is None or later[0] == point[0]:
+                    return point[1]
+                share = (audio_s - point[0]) / (later[0] - point[0])
+                return point[1] + share * (later[1] - point[1])
+            later = point
+        return self._clock[0][1] if self._clock else time.time()
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
