@@ -6,6 +6,8 @@ into the session, and message text never reaches a log.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -16,6 +18,7 @@ from livekit.agents.voice.events import ConversationItemAddedEvent, FunctionTool
 
 from agent.assistant import SPOKEN_KEY
 from agent.call import CallState
+from agent.errors import TakenOver
 from agent.store.records import (
     CallEnded,
     ChatMetadataSet,
@@ -53,6 +56,18 @@ def message_record(item: llm.ChatMessage, chat_id: str, call_id: str) -> NewMess
         created_at=item.created_at,
         prosody=prosody if isinstance(prosody, dict) else None,
         item=item.model_dump(mode="json", exclude={"hash"}),
+    )
+
+
+def call_row(state: CallState, chat_id: str, call_id: str, at: float) -> NewCall:
+    """The row by which call `call_id` holds `chat_id` (§7)."""
+    return NewCall(
+        id=call_id,
+        chat_id=chat_id,
+        room=state.room,
+        job_id=state.job_id,
+        participant=state.owner,
+        started_at=at,
     )
 
 
@@ -97,32 +112,24 @@ class Capture:
         self._writer = writer
         self._agent_name = agent_name
         self._clock = clock
+        self.on_taken_over: Callable[[str], None] | None = None
+        """Told the call row that lost its chat, when the store refuses one of its messages;
+        by the time it returns the call has a chat of its own again (the switcher's job)."""
 
     def attach(self, session: AgentSession[Any]) -> None:
         session.on("conversation_item_added", self._on_item)
         session.on("function_tools_executed", self._on_tools)
 
-    def start_chat(self, *, new: bool = True) -> None:
-        """The call's row holding its current chat, and the chat itself when it is `new` (an
-        empty chat is dropped when it closes)."""
+    def start_chat(self) -> None:
+        """The call's new current chat and the row by which the call holds it (an empty chat
+        is dropped when it closes)."""
         state, now = self._state, self._clock()
-        if new:
-            self._submit(
-                NewChat(
-                    id=state.chat_id, owner=state.owner, agent_name=self._agent_name,
-                    created_at=now,
-                )
-            )  # fmt: skip
         self._submit(
-            NewCall(
-                id=state.call_id,
-                chat_id=state.chat_id,
-                room=state.room,
-                job_id=state.job_id,
-                participant=state.owner,
-                started_at=now,
+            NewChat(
+                id=state.chat_id, owner=state.owner, agent_name=self._agent_name, created_at=now
             )
         )
+        self._submit(call_row(state, state.chat_id, state.call_id, now))
 
     async def flush_and_close(self, how: ChatEnd) -> bool | None:
         """Flush what the call said, then close its call row and chat; whether the chat was
@@ -138,8 +145,12 @@ class Capture:
         status: ChatStatus = "interrupted" if how == "shutdown" else "closed"
         try:
             kept = await self._writer.store.close_chat(
-                self._state.chat_id, status=status, end_reason=how, at=self._clock()
-            )
+                self._state.chat_id, status=status, end_reason=how, at=self._clock(),
+                call_id=self._state.call_id,
+            )  # fmt: skip
+        except TakenOver:  # the caller's newer call holds it: theirs to close
+            log.info("chat.left_to_another_call", chat_id=self._state.chat_id)
+            return None
         except Exception as exc:  # noqa: BLE001 - a store down at hang-up: messages are safe already
             log.error("chat.close_failed", chat_id=self._state.chat_id, error=type(exc).__name__)
             return None
@@ -181,9 +192,20 @@ class Capture:
 
     def _submit(self, record: Record) -> None:
         future = self._writer.submit(record)
-        future.add_done_callback(_report)
+        future.add_done_callback(functools.partial(self._settled, record))
 
-
-def _report(future: Any) -> None:
-    if not future.cancelled() and (exc := future.exception()) is not None:
-        log.error("message.unsaved", error=type(exc).__name__)
+    def _settled(self, record: Record, future: asyncio.Future[None]) -> None:
+        if future.cancelled() or (exc := future.exception()) is None:
+            return
+        if isinstance(exc, TakenOver) and isinstance(record, NewMessage) and record.call_id:
+            # Refused: said after a newer call took the chat over. Move to a chat of our own
+            # (once), then write it there: in order, since refusals arrive in submit order.
+            if self.on_taken_over is not None:
+                self.on_taken_over(record.call_id)
+            state = self._state
+            if record.call_id != state.call_id:
+                self._submit(
+                    record.model_copy(update={"chat_id": state.chat_id, "call_id": state.call_id})
+                )
+                return
+        log.error("message.unsaved", record_id=record.ref, error=type(exc).__name__)

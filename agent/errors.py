@@ -5,6 +5,7 @@
     ├── InvalidInput            a value a caller or operator gave cannot be accepted
     │   └── InvalidText         text with NUL, unpaired surrogates, or over the size limit
     ├── NotFound                no such chat for this owner (another owner's chat included)
+    ├── TakenOver               another call of the same caller now holds the chat (§7)
     └── StoreError              the store could not do what was asked
         ├── StoreUnavailable    the database cannot be reached or is locked: retry later
         └── SchemaError         the database schema is missing, behind or ahead of this code
@@ -37,6 +38,13 @@ class InvalidText(InvalidInput):
 
 class NotFound(AgentError):
     code = "not_found"
+
+
+class TakenOver(AgentError):
+    """The call no longer holds its chat: a newer call of the same caller took it over (§7).
+    What it writes from now on belongs in a chat of its own."""
+
+    code = "taken_over"
 
 
 class StoreError(AgentError):

@@ -8,6 +8,7 @@ capture, prosody and assistant — wired one line per behaviour.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,25 +29,33 @@ from livekit.agents.types import NOT_GIVEN
 from livekit.agents.voice.events import CloseEvent, CloseReason
 from livekit.plugins import openai, silero
 
+from agent import sweeper
 from agent.assistant import Assistant, Trace
 from agent.call import CallState
 from agent.capture import CallEnd, Capture
-from agent.context import Budget
+from agent.context import Budget, estimate_tokens
 from agent.control.channel import ControlChannel
 from agent.control.dispatcher import Dispatcher
+from agent.errors import AgentError
 from agent.ids import new_call_id, new_chat_id
 from agent.logs import configure_logging
 from agent.plugins.prosody.stream import AcousticStream
+from agent.resume import Loaded, requested_chat_id
 from agent.settings import Settings, load_settings
 from agent.store import open_store
 from agent.store.base import Store
+from agent.store.records import Chat
 from agent.store.writer import Writer, WriterOptions
-from agent.switch import ChatStarted, ChatSwitcher
+from agent.summarize import Summarizer
+from agent.switch import RETURNING, ChatSwitcher
 
 log = structlog.get_logger(__name__)
 
 END_FLUSH_TIMEOUT_S = 5.0
 """At hang-up, how long to wait for the writer; what is left is journaled, never dropped."""
+SWEEPER_TASK = "agent.sweeper"
+SUMMARY_WAIT_S = 5.0
+"""At hang-up, how long a summary in flight may still take; past it the next resume asks."""
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -127,25 +136,41 @@ class Call:
             settings.instructions, self.state, prosody=self.prosody, tools=tools, trace=trace
         )
         self.store = writer.store
+        budget = Budget(settings.context_token_budget, settings.context_max_messages)
+        self.summarizer = Summarizer(self.state, self.store, providers.llm, budget)
         self.switcher = ChatSwitcher(
             self.state,
             self.capture,
             self.session,
             self.agent,
             self.store,
-            budget=Budget(settings.context_token_budget, settings.context_max_messages),
+            budget=budget,
             load_timeout_s=settings.context_load_timeout_s,
+            on_loaded=self._loaded,
         )
+        self.capture.on_taken_over = self.switcher.taken_over
         self._settings = settings
         self.control: ControlChannel | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._ended: asyncio.Task[None] | None = None
 
-    async def start(self, **start_options: Any) -> None:
-        self.capture.start_chat()
+    async def start(self, *, requested_chat_id: str | None = None, **start_options: Any) -> None:
+        """Open the caller's chat (§7: the one asked for, or a recent one to resume, or a new
+        one), then start the session; a returning caller is greeted as one."""
+        opened = await self.switcher.open(
+            requested_chat_id, window_s=self._settings.resume_window_s
+        )
         self.capture.attach(self.session)
+        self.summarizer.attach(self.session)
         self.session.on("close", self._on_close)
         await self.session.start(self.agent, **start_options)
-        log.info("call.started", call_id=self.state.call_id, chat_id=self.state.chat_id)
+        self._heartbeat = asyncio.create_task(self._beat(), name="call.heartbeat")
+        if opened.resumed:
+            self.session.generate_reply(instructions=RETURNING)
+        log.info(
+            "call.started", call_id=self.state.call_id, chat_id=self.state.chat_id,
+            resumed=opened.resumed,
+        )  # fmt: skip
 
     def attach_control(self, room: rtc.Room) -> None:
         """Let the caller's app command this call over the room (DESIGN §6)."""
@@ -160,7 +185,7 @@ class Call:
         self.control = ControlChannel(room, dispatcher, settings.control_topic, self.state.owner)
         self.control.attach()
         self.switcher.on_started = self.control.chat_started
-        self.control.chat_started(ChatStarted(self.state.chat_id, resumed=False, message_count=0))
+        self.control.chat_started(self.switcher.started)
 
     def end(self, how: CallEnd) -> asyncio.Task[None]:
         """Close the session (the agent's turn in flight is kept, interrupted), then flush and
@@ -170,6 +195,8 @@ class Call:
         return self._ended
 
     async def _end(self, how: CallEnd) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         try:
             await self.session.aclose()
         except Exception as exc:  # noqa: BLE001 - what the call said still has to be saved
@@ -182,7 +209,26 @@ class Call:
             await asyncio.wait_for(self.capture.flush_and_close(how), END_FLUSH_TIMEOUT_S)
         except TimeoutError:
             log.warning("call.end_timeout", call_id=self.state.call_id)
+        await self.summarizer.aclose(SUMMARY_WAIT_S)
         log.info("call.ended", call_id=self.state.call_id, end_reason=how)
+
+    async def _beat(self) -> None:
+        """Refresh the row by which the call holds its chat; when another call of the caller
+        has taken the chat over, move on to a new one (§7)."""
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_s)
+            call_id = self.state.call_id
+            try:
+                held = await self.store.heartbeat(call_id, at=time.time())
+            except AgentError as exc:  # the store is down: the call goes on, and beats again
+                log.warning("call.heartbeat_failed", call_id=call_id, error=type(exc).__name__)
+                continue
+            if not held:
+                self.switcher.taken_over(call_id)
+
+    def _loaded(self, chat: Chat, loaded: Loaded) -> None:
+        tokens = sum(estimate_tokens(m.text_content) for m in loaded.ctx.messages())
+        self.summarizer.loaded(chat.id, loaded.placed, tokens, overflowing=loaded.dropped)
 
     def _on_close(self, ev: CloseEvent) -> None:
         how: CallEnd = "shutdown" if ev.reason == CloseReason.JOB_SHUTDOWN else "hangup"
@@ -197,6 +243,7 @@ async def entrypoint(ctx: JobContext) -> None:
     writer = await open_writer(settings)
     await ctx.connect()
     caller = await ctx.wait_for_participant()
+    await replayed(writer, settings.context_load_timeout_s)
     call = Call(
         settings,
         writer,
@@ -212,11 +259,28 @@ async def entrypoint(ctx: JobContext) -> None:
         await writer.aclose()
 
     ctx.add_shutdown_callback(on_shutdown)
-    await call.start(room=ctx.room)
+    requested = requested_chat_id(ctx.job.metadata, caller.attributes)
+    await call.start(requested_chat_id=requested, room=ctx.room)
     call.attach_control(ctx.room)
+
+
+async def replayed(writer: Writer, timeout_s: float) -> None:
+    """Let what a killed process left in the journal reach the store before the chat is
+    chosen, so a resumed context has every acknowledged message (bounded: the call starts)."""
+    if writer.backlog:
+        try:
+            await asyncio.wait_for(writer.flush(), timeout_s)
+        except TimeoutError:
+            log.warning("journal.replay_pending", records=writer.backlog)
 
 
 def build_server(settings: Settings) -> AgentServer:
     server = AgentServer(setup_fnc=prewarm)
     server.rtc_session(entrypoint, agent_name=settings.name)
+    sweeping: list[asyncio.Task[None]] = []  # a reference, so the task is never collected
+
+    def start_sweeping() -> None:  # in the worker's main process, once
+        sweeping.append(asyncio.create_task(sweeper.run(settings), name=SWEEPER_TASK))
+
+    server.on("worker_started", start_sweeping)
     return server

@@ -1,5 +1,6 @@
-"""Changing a call's current chat mid-call: `new_chat` and `resume_chat` (DESIGN §6, §7). The
-call's state, records and LLM context move together, and the caller's app is told through
+"""The call's current chat (DESIGN §6, §7): the chat a call starts in, `new_chat`,
+`resume_chat`, and moving on when a newer call of the caller takes the chat over. The call's
+state, records and LLM context move together, and the caller's app is told through
 `on_started`."""
 
 from __future__ import annotations
@@ -15,29 +16,41 @@ import structlog
 from livekit.agents import Agent, AgentSession, llm
 
 from agent.call import CallState
-from agent.capture import Capture, ChatEnd
-from agent.context import Budget, rebuild
+from agent.capture import BASELINE_KEY, Capture, ChatEnd, call_row
+from agent.context import Budget
+from agent.errors import AgentError
 from agent.ids import new_call_id, new_chat_id
 from agent.plugins.prosody.baseline import Baseline
+from agent.resume import Loaded, load
 from agent.store.base import Store
+from agent.store.records import Chat
 
 log = structlog.get_logger(__name__)
 
 INTERRUPT_TIMEOUT_S = 2.0
 GREETING = "This is a new conversation: greet the caller briefly, as if for the first time."
+RETURNING = (
+    "The caller has come back to this conversation: welcome them back briefly, as someone "
+    "you have spoken with before, and offer to pick up where you left off."
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ChatStarted:
-    """The `chat.started` event of §6."""
+    """The `chat.started` event of §6. `reason` says why a requested chat was not resumed
+    (`not_found`, `unavailable`, `timeout`) or why the call moved on (`taken_over`)."""
 
     chat_id: str
     resumed: bool
     message_count: int
+    reason: str | None = None
 
     def event(self) -> dict[str, Any]:
-        return {"v": 1, "type": "chat.started", "chat_id": self.chat_id,
-                "resumed": self.resumed, "message_count": self.message_count}  # fmt: skip
+        event = {"v": 1, "type": "chat.started", "chat_id": self.chat_id,
+                 "resumed": self.resumed, "message_count": self.message_count}  # fmt: skip
+        if self.reason is not None:
+            event["reason"] = self.reason
+        return event
 
 
 class ChatSwitcher:
@@ -52,6 +65,7 @@ class ChatSwitcher:
         budget: Budget,
         load_timeout_s: float,
         on_started: Callable[[ChatStarted], None] | None = None,
+        on_loaded: Callable[[Chat, Loaded], None] | None = None,
     ) -> None:
         self._state = state
         self._capture = capture
@@ -61,11 +75,49 @@ class ChatSwitcher:
         self._budget = budget
         self._load_timeout_s = load_timeout_s
         self.on_started = on_started
+        self.on_loaded = on_loaded
+        self.started = ChatStarted(state.chat_id, resumed=False, message_count=0)
+        """The newest `chat.started`: what the caller's app is told when it attaches."""
         self.switching = False
 
     @property
     def chat_id(self) -> str:
         return self._state.chat_id
+
+    async def open(self, requested: str | None, *, window_s: float) -> ChatStarted:
+        """Pick the call's first chat (§7): `requested` if the caller owns it; else the
+        caller's most recent chat if it is still active, or ended by hang-up, loss or shutdown
+        within `window_s`; else a new chat. Choosing, claiming and loading share one time
+        budget: past it, or with the store down, the call starts with what it has."""
+        owner = self._state.owner
+        deadline = asyncio.get_running_loop().time() + self._load_timeout_s
+        chat: Chat | None = None
+        call_id = new_call_id()
+        why: str | None = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                if requested is not None:
+                    chat = await self._store.get_chat(requested, owner=owner)
+                else:
+                    chat = await self._store.resume_candidate(
+                        owner, ended_since=time.time() - window_s
+                    )
+                if chat is not None:
+                    call = call_row(self._state, chat.id, call_id, time.time())
+                    chat = await self._store.claim_chat(call, owner=owner)
+        except (TimeoutError, AgentError) as exc:  # NotFound, or the store slow or down
+            chat = None
+            why = "timeout" if isinstance(exc, TimeoutError) else exc.code
+            log.warning("chat.not_resumed", requested=requested is not None, reason=why)
+        if chat is None:
+            self._enter_new()  # with a call id of its own: a claim cut short may still land
+            reason = why if requested is not None else None
+            self.started = ChatStarted(self._state.chat_id, False, 0, reason=reason)
+        else:
+            await self._resume(chat, call_id, deadline)
+            self.started = ChatStarted(chat.id, resumed=True, message_count=chat.message_count)
+        log.info("chat.opened", chat_id=self._state.chat_id, resumed=chat is not None)
+        return self.started
 
     async def new_chat(self) -> str | None:
         """Stop the agent mid-sentence, close the chat (kept, or dropped with no user message),
@@ -74,7 +126,7 @@ class ChatSwitcher:
         self.switching = True
         try:
             old = await self._leave("new_chat")
-            self._enter(new_chat_id(), Baseline(), new=True)
+            self._enter_new()
             await self._agent.update_chat_ctx(llm.ChatContext.empty())  # instructions only
             self._started(ChatStarted(self._state.chat_id, resumed=False, message_count=0), old)
             self._session.generate_reply(instructions=GREETING)
@@ -84,9 +136,10 @@ class ChatSwitcher:
 
     async def resume_chat(self, chat_id: str) -> tuple[str | None, int, int]:
         """Close the current chat (end_reason `switched`) and continue `chat_id`, an earlier
-        chat of this caller: active again, its newest messages back in the LLM context within
-        the budgets, its prosody baseline back. Returns (the closed chat's id if kept, the
-        resumed chat's message count, the messages placed in the context)."""
+        chat of this caller: taken over from any call holding it, active again, its newest
+        messages back in the LLM context within the budgets, its prosody baseline back.
+        Returns (the closed chat's id if kept, the resumed chat's message count, the messages
+        placed in the context)."""
         owner = self._state.owner
         chat = await self._store.get_chat(chat_id, owner=owner)  # NotFound: nothing changes
         self.switching = True
@@ -95,32 +148,41 @@ class ChatSwitcher:
                 in_context = [m for m in self._agent.chat_ctx.messages() if m.role != "system"]
                 return None, chat.message_count, len(in_context)
             old = await self._leave("switched")
-            chat = await self._store.reopen_chat(chat_id, owner=owner)
-            started = time.perf_counter()
+            call = call_row(self._state, chat_id, new_call_id(), time.time())
             try:
-                page = await asyncio.wait_for(
-                    self._store.messages(chat_id, owner=owner, limit=self._budget.messages),
-                    self._load_timeout_s,
-                )
-                history = page.messages
-            except TimeoutError:  # the call goes on with what it has: nothing, and says so
-                log.warning("context.load_timeout", chat_id=chat_id)
-                history = []
-            ctx, placed = rebuild(
-                history, budget=self._budget, summary=chat.summary,
-                gap_s=time.time() - chat.updated_at,
-            )  # fmt: skip
-            baseline = Baseline.from_json(chat.metadata.get("prosody_baseline"))
-            self._enter(chat_id, baseline, new=False)
-            await self._agent.update_chat_ctx(ctx)
-            log.info(
-                "chat.resumed", chat_id=chat_id, messages=placed,
-                ms=round((time.perf_counter() - started) * 1000, 2),
-            )  # fmt: skip
+                chat = await self._store.claim_chat(call, owner=owner)
+            except BaseException:  # the store failed under us: the call never goes chat-less
+                self._enter_new()
+                self._started(ChatStarted(self._state.chat_id, False, 0), old)
+                raise
+            deadline = asyncio.get_running_loop().time() + self._load_timeout_s
+            loaded = await self._resume(chat, call.id, deadline)
             self._started(ChatStarted(chat_id, resumed=True, message_count=chat.message_count), old)
-            return old, chat.message_count, placed
+            return old, chat.message_count, loaded.placed
         finally:
             self.switching = False
+
+    def taken_over(self, call_id: str) -> None:
+        """The call row `call_id` lost its chat to a newer call of the caller (seen at a write
+        or a heartbeat): stop writing there and go on in a new chat. The LLM context stays:
+        for the person on this call the conversation simply goes on."""
+        if call_id != self._state.call_id:
+            return  # already moved on
+        old = self._state.chat_id
+        self._enter_new(keep_baseline=True)
+        log.warning("chat.lost_to_another_call", old_chat_id=old, chat_id=self._state.chat_id)
+        self._started(ChatStarted(self._state.chat_id, False, 0, reason="taken_over"), old)
+
+    async def _resume(self, chat: Chat, call_id: str, deadline: float) -> Loaded:
+        """Make the claimed `chat` the call's chat, its history in the LLM context."""
+        loaded = await load(self._store, chat, budget=self._budget, deadline=deadline)
+        state = self._state
+        state.chat_id, state.call_id, state.pending_extra = chat.id, call_id, None
+        state.baseline = Baseline.from_json(chat.metadata.get(BASELINE_KEY))
+        await self._agent.update_chat_ctx(loaded.ctx)
+        if self.on_loaded is not None:
+            self.on_loaded(chat, loaded)
+        return loaded
 
     async def _leave(self, why: ChatEnd) -> str | None:
         """Stop the agent mid-sentence and close the current chat; its id if it was kept."""
@@ -130,14 +192,16 @@ class ChatSwitcher:
         kept = await self._capture.flush_and_close(why)
         return old if kept else None
 
-    def _enter(self, chat_id: str, baseline: Baseline, *, new: bool) -> None:
-        """Make `chat_id` the call's chat, held by a new call row (and created when `new`)."""
+    def _enter_new(self, *, keep_baseline: bool = False) -> None:
+        """Make a new chat the call's chat, held by a new call row."""
         state = self._state
-        state.chat_id, state.call_id = chat_id, new_call_id()
-        state.baseline, state.pending_extra = baseline, None
-        self._capture.start_chat(new=new)
+        state.chat_id, state.call_id, state.pending_extra = new_chat_id(), new_call_id(), None
+        if not keep_baseline:
+            state.baseline = Baseline()
+        self._capture.start_chat()
 
     def _started(self, started: ChatStarted, old: str | None) -> None:
+        self.started = started
         log.info("chat.switched", old_chat_id=old, chat_id=started.chat_id)
         if self.on_started is not None:
             self.on_started(started)

@@ -73,10 +73,10 @@ def test_db_migrate_applies_once_then_says_nothing_to_apply(
     url = f"sqlite:///{tmp_path}/new.db"
     assert run(capsys, "--db", url, "db", "migrate")[:2] == (
         0,
-        "applied 1; schema is at version 1\n",
+        "applied 1, 2; schema is at version 2\n",
     )
     code, out, _ = run(capsys, "--json", "--db", url, "db", "migrate")
-    assert (code, json.loads(out)) == (0, {"applied": [], "version": 1})
+    assert (code, json.loads(out)) == (0, {"applied": [], "version": 2})
 
 
 def test_history_commands_on_an_unmigrated_database_say_to_migrate(
@@ -212,7 +212,7 @@ def test_db_check_stats_and_backup(
     stats = run_json(capsys, db, "db", "stats")
     assert isinstance(stats, dict)
     assert (stats["chats"], stats["messages"], stats["owners"]) == (3, 5, 2)
-    assert stats["chats_by_status"] == {"active": 2, "closed": 1} and stats["schema_version"] == 1
+    assert stats["chats_by_status"] == {"active": 2, "closed": 1} and stats["schema_version"] == 2
     target = tmp_path / "copy.db"
     backup = run_json(capsys, db, "db", "backup", str(target))
     assert isinstance(backup, dict) and backup["bytes"] == target.stat().st_size > 0

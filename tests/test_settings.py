@@ -88,7 +88,7 @@ def test_the_worker_refuses_a_database_that_is_not_migrated(tmp_path: Path) -> N
     )
     assert done.returncode == 1
     assert done.stderr == (
-        "agent: the database is at schema version 0, this worker needs 1: "
+        "agent: the database is at schema version 0, this worker needs 2: "
         "run `agentctl db migrate`\n"
     )
 

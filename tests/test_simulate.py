@@ -1,4 +1,5 @@
-"""`agentctl simulate` (DESIGN §11): a scripted two-call conversation, offline, end to end."""
+"""`agentctl simulate` (DESIGN §11): a scripted two-call conversation, offline, end to end; the
+second call resumes the chat the first one hung up in (§7)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from agent.store import ANY_OWNER, open_store
 SCRIPT = """
 caller: alice
 room: demo
-replies: ["Sure, when would you like to go?", "Hello again!", "Done, it is booked."]
+replies: ["Sure, when would you like to go?", "Hello again!", "Done, it is booked.",
+          "Welcome back! Shall we go on?"]
 calls:
   - steps:
       - say: "I'd like to plan a trip to Lisbon."
@@ -58,8 +60,9 @@ async def test_a_two_call_script_stores_exactly_what_it_said(
     first, second = out["calls"]
     assert out["db"] == db
     assert first["call_id"] != second["call_id"]
-    assert (first["messages_saved"], second["messages_saved"]) == (5, 2)
+    assert (first["messages_saved"], second["messages_saved"]) == (5, 3)
     assert len(first["chat_ids"]) == 2  # new_chat moved the call to a second chat
+    assert second["chat_ids"] == first["chat_ids"][1:]  # call 2 resumed where call 1 hung up
     # each command answered on its transport, to its sender only
     ping, intruder, new = first["control_replies"]
     saved, current = first["chat_ids"]
@@ -71,25 +74,24 @@ async def test_a_two_call_script_stores_exactly_what_it_said(
     assert (intruder["to"], intruder["reply"]["code"]) == ("mallory", "forbidden")
     (rpc,) = second["control_replies"]
     assert (rpc["via"], rpc["reply"]["type"], rpc["reply"]["re"]) == ("rpc", "ping.ok", "p2")
-    for call in (first, second):
-        assert call["events"] == [
-            {"v": 1, "type": "chat.started", "chat_id": chat_id, "resumed": False,
-             "message_count": 0}
-            for chat_id in call["chat_ids"]
-        ]  # fmt: skip
+    assert first["events"] == [
+        {"v": 1, "type": "chat.started", "chat_id": chat_id, "resumed": False, "message_count": 0}
+        for chat_id in first["chat_ids"]
+    ]
+    assert second["events"] == [
+        {"v": 1, "type": "chat.started", "chat_id": current, "resumed": True, "message_count": 3}
+    ]
 
     store = await open_store(db)
     try:
         page = await store.list_chats(owner="alice")
         chats = {c.id: c for c in page.chats}
-        assert set(chats) == {*first["chat_ids"], second["chat_ids"][0]}
-        one, new, two = (chats[i] for i in (*first["chat_ids"], second["chat_ids"][0]))
+        assert set(chats) == set(first["chat_ids"])
+        one, new = (chats[i] for i in first["chat_ids"])
         assert (one.status, one.end_reason) == ("closed", "new_chat")
-        assert (new.status, new.end_reason) == ("closed", "hangup")
-        assert (two.status, two.end_reason) == ("active", None)  # dropped: nothing closed it
+        assert (new.status, new.end_reason) == ("active", None)  # call 2 dropped: nothing closed it
         said_one = (await store.messages(one.id, owner=ANY_OWNER)).messages
         said_new = (await store.messages(new.id, owner=ANY_OWNER)).messages
-        said_two = (await store.messages(two.id, owner=ANY_OWNER)).messages
     finally:
         await store.aclose()
     assert [(m.role, m.content) for m in said_one] == [
@@ -100,19 +102,25 @@ async def test_a_two_call_script_stores_exactly_what_it_said(
         ("assistant", "Hello again!"),  # the greeting of a new conversation
         ("user", "Book it for Friday please."),
         ("assistant", "Done, it is booked."),
-    ]
-    assert [(m.role, m.content) for m in said_two] == [
+        ("assistant", "Welcome back! Shall we go on?"),  # call 2 greets a returning caller
         ("user", "What's the weather there?"),
         ("assistant", "You said: What's the weather there?"),  # the replies ran out: an echo
     ]
-    assert said_two[0].prosody is not None and said_one[0].prosody is not None
-    assert said_two[0].prosody["pitch"]["median_hz"] > said_one[0].prosody["pitch"]["median_hz"]
+    weather = said_new[4]
+    assert weather.prosody is not None and said_one[0].prosody is not None
+    assert weather.prosody["pitch"]["median_hz"] > said_one[0].prosody["pitch"]["median_hz"]
 
     requests = [json.loads(line) for line in trace.read_text().splitlines()]
-    assert len(requests) == 4  # three answers and the greeting
+    assert len(requests) == 5  # call 1: two answers and a greeting; call 2: a welcome, an answer
     booked = requests[2]["messages"]
     assert booked[-1] == {"role": "user", "content": "Book it for Friday please."}
     assert "Lisbon" not in json.dumps(booked)  # the new chat's context has none of the first
+    welcome = [(m["role"], m["content"]) for m in requests[3]["messages"][1:]]
+    assert welcome[:3] == [
+        ("assistant", "Hello again!"),
+        ("user", "Book it for Friday please."),
+        ("assistant", "Done, it is booked."),
+    ]  # fmt: skip  (call 2 began with the chat it resumed)
 
 
 def test_a_broken_script_is_one_line_on_stderr(

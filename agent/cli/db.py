@@ -1,4 +1,4 @@
-"""`agentctl db …`: schema migrations, integrity checks, statistics, backups."""
+"""`agentctl db …`: schema migrations, integrity checks, statistics, backups; `agentctl sweep`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import asyncio
 import os
 from typing import Any
 
-from agent.cli.render import dumps, emit, table
+from agent import sweeper
+from agent.cli.render import dumps, emit, parse_duration, table
+from agent.settings import load_settings
 from agent.store import Store
 
 
@@ -20,6 +22,11 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     p = cmds.add_parser("backup", help="a consistent copy of the whole store in a new file")
     p.add_argument("path")
     p.set_defaults(run=backup)
+    p = sub.add_parser("sweep", help="end chats whose call stopped (as the worker does)")
+    p.add_argument(
+        "--stale-after", help="silence that counts as lost, e.g. 60s (default AGENT_STALE_AFTER_S)"
+    )
+    p.set_defaults(run=sweep)
 
 
 async def migrate(store: Store, args: argparse.Namespace) -> int:
@@ -79,4 +86,22 @@ async def backup(store: Store, args: argparse.Namespace) -> int:
         if args.json
         else f"wrote {args.path} ({size} bytes)"
     )
+    return 0
+
+
+async def sweep(store: Store, args: argparse.Namespace) -> int:
+    stale_after = (
+        load_settings().stale_after_s
+        if args.stale_after is None
+        else parse_duration(args.stale_after)
+    )
+    swept = await sweeper.sweep(store, stale_after_s=stale_after)
+    if args.json:
+        emit(dumps({"calls_lost": swept.calls_lost, "chats_lost": swept.chats_lost,
+                    "chats_deleted": swept.chats_deleted}))  # fmt: skip
+    else:
+        emit(
+            f"{swept.chats_lost} chat(s) marked lost, {swept.chats_deleted} empty chat(s) "
+            f"deleted, {swept.calls_lost} call(s) ended"
+        )
     return 0

@@ -20,6 +20,7 @@ from livekit.agents.voice.transcription.synchronizer import TranscriptSynchroniz
 from agent.assistant import Trace
 from agent.capture import CallEnd
 from agent.control.channel import RPC_METHOD
+from agent.resume import requested_chat_id
 from agent.server import Call, Providers
 from agent.settings import Settings
 from agent.sim.io import LocalParticipant, RemoteParticipant, Room, ScriptedMic, Speaker, Transcript
@@ -50,12 +51,17 @@ class SimCall:
     tools: Sequence[llm.Tool] = ()
     trace: Trace | None = None
     realtime_mic: bool = False
+    job_metadata: str | None = None
+    """The job's metadata, as `agentctl dispatch create --metadata/--chat-id` sets it."""
+    caller_attributes: dict[str, str] = field(default_factory=dict)
     control_replies: list[ControlReply] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.local = LocalParticipant()
         self.room = Room(self.room_name, self.local)
-        self.caller_participant = RemoteParticipant(identity=self.caller, sid="PA_sim_caller")
+        self.caller_participant = RemoteParticipant(
+            identity=self.caller, sid="PA_sim_caller", attributes=dict(self.caller_attributes)
+        )
         self.room.remote[self.caller] = self.caller_participant
         self.mic = ScriptedMic(realtime=self.realtime_mic)
         self.speaker = Speaker()
@@ -90,8 +96,12 @@ class SimCall:
         self.session.output.audio = sync.audio_output
         self.session.output.transcription = sync.text_output
         self._sync = sync
-        await self.call.start(session_host=False, record=False)
+        requested = requested_chat_id(self.job_metadata, self.caller_participant.attributes)
+        await self.call.start(requested_chat_id=requested, session_host=False, record=False)
         self.call.attach_control(self.room)
+        if self.call.switcher.started.resumed:  # a returning caller is greeted: let it finish
+            await self.wait_for(lambda: self._count("assistant") > 0)
+            await self.settle()
 
     # --- what the caller does ---------------------------------------------------------------
 

@@ -3,7 +3,8 @@ clients run with no cloud: `agentctl simulate --offline` uses it, and so do the 
 assert on the requests it records (LIVEKIT_NOTES.md, "Models offline").
 
 - `POST /v1/chat/completions` (streamed): the scripted replies in order, then an echo; a reply
-  may also be a tool call or an HTTP error.
+  may also be a tool call or an HTTP error. The summarizer's requests (`agent/summarize.py`)
+  are answered from `summaries` instead, so a background summary never takes a call's reply.
 - `POST /v1/audio/transcriptions`: the text of the known clip the audio matches.
 - `POST /v1/audio/speech`: espeak-ng speech as 24 kHz 16-bit PCM.
 """
@@ -22,8 +23,11 @@ from typing import Any
 from aiohttp import web
 
 from agent.sim.speech import ESPEAK_RATE, ClipRecognizer, Voice, espeak, read_wav, resample
+from agent.summarize import INSTRUCTIONS as SUMMARY_INSTRUCTIONS
 
 TTS_RATE = 24000
+SUMMARY_PATH = "/v1/chat/completions#summary"
+"""How a summary request is recorded: apart from the session's own."""
 AGENT_VOICE = Voice(pitch=35, rate=190)
 
 
@@ -47,21 +51,32 @@ class Recorded:
     body: Any
 
 
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
 def _echo(messages: list[dict[str, Any]]) -> str:
     for message in reversed(messages):
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-            if content:
-                return f"You said: {content}"
+        if message.get("role") == "user" and (content := _text(message)):
+            return f"You said: {content}"
     return "Hello."
+
+
+def is_summary_request(body: Any) -> bool:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    return (
+        isinstance(messages, list) and bool(messages) and _text(messages[0]) == SUMMARY_INSTRUCTIONS
+    )
 
 
 @dataclass
 class LocalOpenAI:
     recognizer: ClipRecognizer = field(default_factory=ClipRecognizer)
     replies: deque[Reply] = field(default_factory=deque)
+    summaries: deque[str] = field(default_factory=deque)
     voice: Voice = AGENT_VOICE
     requests: list[Recorded] = field(default_factory=list)
     _runner: web.AppRunner | None = None
@@ -72,7 +87,11 @@ class LocalOpenAI:
         self.replies.extend(replies)
 
     def chat_requests(self) -> list[dict[str, Any]]:
+        """The session's LLM requests, oldest first (summaries are in `summary_requests`)."""
         return [r.body for r in self.requests if r.path == "/v1/chat/completions"]
+
+    def summary_requests(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.path == SUMMARY_PATH]
 
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -99,8 +118,13 @@ class LocalOpenAI:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        self.requests.append(Recorded(request.path, body))
-        reply = self.replies.popleft() if self.replies else _echo(body.get("messages", []))
+        reply: Reply
+        if is_summary_request(body):
+            self.requests.append(Recorded(SUMMARY_PATH, body))
+            reply = self.summaries.popleft() if self.summaries else "We talked earlier."
+        else:
+            self.requests.append(Recorded(request.path, body))
+            reply = self.replies.popleft() if self.replies else _echo(body.get("messages", []))
         if isinstance(reply, Failure):
             return web.json_response(
                 {"error": {"message": "scripted failure", "type": "server_error"}},

@@ -123,6 +123,9 @@ async def simulate(
                 caller=script.caller,
                 room_name=script.room or "sim",
                 trace=write_trace,
+                job_metadata=None
+                if call_script.metadata is None
+                else json.dumps(call_script.metadata),
             )
             await call.start()
             chat_ids, call_ids = [call.call.state.chat_id], {call.call.state.call_id}

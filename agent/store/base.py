@@ -18,6 +18,7 @@ from agent.store.records import (
     ChatStatus,
     EndReason,
     MessagePage,
+    NewCall,
     Record,
     SearchHit,
     StoreStats,
@@ -53,6 +54,17 @@ class WriteResult:
     inserted: int
     orphaned: list[str] = field(default_factory=list)
     """Ids of messages whose chat no longer exists (deleted by its owner): not written."""
+    refused: list[str] = field(default_factory=list)
+    """Ids of messages made after their call lost the chat to another call (§7): not written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Swept:
+    """What one sweep (§7) ended or removed."""
+
+    calls_lost: int
+    chats_lost: int
+    chats_deleted: int
 
 
 class Store(Protocol):
@@ -62,11 +74,15 @@ class Store(Protocol):
 
     async def schema_status(self) -> SchemaStatus: ...
 
-    async def write(self, records: Sequence[Record]) -> WriteResult:
+    async def write(
+        self, records: Sequence[Record], *, refuse_taken_over: bool = True
+    ) -> WriteResult:
         """Create chats and append messages, in order, in one transaction.
 
         Idempotent by id: a record already stored is left as it is. Each new message gets the
         next `seq` of its chat (1-based, gapless). The first user message titles an untitled chat.
+        A message made after its call was taken over is refused (`WriteResult.refused`) unless
+        `refuse_taken_over` is False: a replayed journal's call is gone and cannot move it.
         """
         ...
 
@@ -95,14 +111,44 @@ class Store(Protocol):
         ...
 
     async def close_chat(
-        self, chat_id: str, *, status: ChatStatus, end_reason: EndReason, at: float
+        self,
+        chat_id: str,
+        *,
+        status: ChatStatus,
+        end_reason: EndReason,
+        at: float,
+        call_id: str | None = None,
     ) -> bool:
         """End a chat. A chat with no user message is deleted instead; returns whether it
-        was kept. Raises NotFound if there is no such chat."""
+        was kept. Raises NotFound if there is no such chat, and TakenOver, changing nothing,
+        when `call_id` (the call closing it) has lost the chat to another call."""
         ...
 
-    async def reopen_chat(self, chat_id: str, *, owner: OwnerScope) -> Chat:
-        """Make an ended chat active again (a resume); raises NotFound as `get_chat` does."""
+    # --- who holds a chat (§7) ----------------------------------------------------------
+
+    async def resume_candidate(self, owner: str, *, ended_since: float) -> Chat | None:
+        """The owner's most recent chat, when it is still active or ended by hang-up, loss or
+        shutdown at `ended_since` or later; else None."""
+        ...
+
+    async def claim_chat(self, call: NewCall, *, owner: OwnerScope) -> Chat:
+        """Make `call` the one live call of `call.chat_id`, in one transaction: the chat's other
+        live calls end `taken_over`, the chat is active again, the call's row is written.
+        Raises NotFound as `get_chat` does, changing nothing."""
+        ...
+
+    async def heartbeat(self, call_id: str, *, at: float) -> bool:
+        """Refresh a live call's row; False once another call has taken its chat over."""
+        ...
+
+    async def sweep(self, *, stale_before: float) -> Swept:
+        """End calls that stopped heartbeating before `stale_before` and the active chats left
+        behind by them: `interrupted`/`lost`, or deleted when no user message was written."""
+        ...
+
+    async def set_summary(self, chat_id: str, summary: str, *, upto_seq: int) -> bool:
+        """Store the summary of messages 1..`upto_seq`; ignored (False) unless it covers more
+        than the stored one."""
         ...
 
     async def rename_chat(self, chat_id: str, title: str, *, owner: OwnerScope) -> Chat: ...

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
-from agent.errors import StoreError, StoreUnavailable
+from agent.errors import StoreError, StoreUnavailable, TakenOver
 from agent.store.base import Store
 from agent.store.journal import Journal
 from agent.store.records import Record
@@ -193,12 +193,17 @@ class Writer:
         """Do one piece of work; True when closing and nothing is left."""
         if self._queue:
             batch = list(itertools.islice(self._queue, self._opts.max_batch))
-            await self._commit([p.record for p in batch])
+            refused = await self._commit([p.record for p in batch], live=True)
             for _ in batch:
                 self._queue.popleft()
             now = time.perf_counter()
             for p in batch:
-                if not p.future.done():
+                if p.future.done():
+                    continue
+                if refused and p.record.ref in refused:
+                    # the call's chat was taken over: its capture moves the record elsewhere
+                    p.future.set_exception(TakenOver("the chat was taken over by another call"))
+                else:
                     p.future.set_result(None)
             log.debug(
                 "writer.committed", records=len(batch), oldest_ms=_ms(now - batch[0].submitted_at)
@@ -222,7 +227,7 @@ class Writer:
             except (ValidationError, ValueError) as exc:
                 log.error("journal.bad_line", error=type(exc).__name__)
         if records:
-            await self._commit(records)
+            await self._commit(records, live=False)
         await self._in_io(lambda: self._journal.consumed(offset, len(lines)))
         self._journal_unread -= len(lines)
         self._advance(len(lines))
@@ -264,12 +269,15 @@ class Writer:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _commit(self, records: list[Record]) -> None:
-        """Commit `records` in one transaction, retrying transient errors until it succeeds.
-        A batch that fails for another reason is retried one record at a time, so one bad
-        record cannot hold back the rest; a record that keeps failing is logged and skipped."""
+    async def _commit(self, records: list[Record], *, live: bool) -> set[str]:
+        """Commit `records` in one transaction, retrying transient errors until it succeeds;
+        the ids of the messages refused because their call lost its chat. Records replayed
+        from the journal (not `live`) are never refused: their call is gone and cannot move
+        them, so they are appended late rather than lost. A batch that fails for another
+        reason is retried one record at a time, so one bad record cannot hold back the rest;
+        a record that keeps failing is logged and skipped."""
         try:
-            await self._write_retrying(records)
+            return await self._write_retrying(records, live=live)
         except StoreError:
             if len(records) == 1:
                 log.error(
@@ -278,16 +286,18 @@ class Writer:
                     kind=records[0].kind,
                     attempts=PERMANENT_ATTEMPTS,
                 )
-                return
+                return set()
+            refused: set[str] = set()
             for record in records:
-                await self._commit([record])
+                refused |= await self._commit([record], live=live)
+            return refused
 
-    async def _write_retrying(self, records: list[Record]) -> None:
+    async def _write_retrying(self, records: list[Record], *, live: bool) -> set[str]:
         delay = self._opts.retry_initial_s
         permanent_failures = 0
         while True:
             try:
-                result = await self._store.write(records)
+                result = await self._store.write(records, refuse_taken_over=live)
             except StoreUnavailable as exc:
                 log.warning(
                     "store.retry",
@@ -307,7 +317,7 @@ class Writer:
                     log.warning(
                         "message.discarded", reason="chat_deleted", count=len(result.orphaned)
                     )
-                return
+                return set(result.refused)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._opts.retry_max_s)
 

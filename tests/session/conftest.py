@@ -93,18 +93,26 @@ async def start_call(
     calls: list[SimCall] = []
 
     async def start(
-        tools: Sequence[llm.Tool] = (), trace: Trace | None = None, **overrides: Any
+        tools: Sequence[llm.Tool] = (),
+        trace: Trace | None = None,
+        job_metadata: str | None = None,
+        caller_attributes: dict[str, str] | None = None,
+        caller: str = CALLER,
+        **overrides: Any,
     ) -> SimCall:
+        """A call of CALLER; `overrides` are settings."""
         call_settings = settings.model_copy(update=overrides)
         call = SimCall(
             call_settings,
             writer,
             vad,
             openai_providers(call_settings),
-            caller=CALLER,
+            caller=caller,
             room_name="demo",
             tools=tools,
             trace=trace,
+            job_metadata=job_metadata,
+            caller_attributes=caller_attributes or {},
         )
         calls.append(call)
         await call.start()

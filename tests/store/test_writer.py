@@ -76,9 +76,9 @@ class LosesAcks(Wrapped):
     def __init__(self, inner: Store, fail: int) -> None:
         self.inner, self.fail, self.calls = inner, fail, 0
 
-    async def write(self, records: Sequence[Record]) -> WriteResult:
+    async def write(self, records: Sequence[Record], **options: bool) -> WriteResult:
         self.calls += 1
-        result = await self.inner.write(records)
+        result = await self.inner.write(records, **options)
         if self.fail:
             self.fail -= 1
             raise StoreUnavailable("connection lost after commit")
@@ -107,11 +107,11 @@ class RefusesOne(Wrapped):
     def __init__(self, inner: Store, bad_id: str) -> None:
         self.inner, self.bad_id, self.refused = inner, bad_id, 0
 
-    async def write(self, records: Sequence[Record]) -> WriteResult:
+    async def write(self, records: Sequence[Record], **options: bool) -> WriteResult:
         if any(r.ref == self.bad_id for r in records):
             self.refused += 1
             raise StoreError("constraint failed")
-        return await self.inner.write(records)
+        return await self.inner.write(records, **options)
 
 
 async def test_one_record_that_keeps_failing_does_not_hold_back_the_rest(

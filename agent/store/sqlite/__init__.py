@@ -25,19 +25,20 @@ import structlog
 
 from agent.errors import InvalidInput, NotFound, SchemaError, StoreError, StoreUnavailable
 from agent.store import migrations, queries
-from agent.store.base import ANY_OWNER, OwnerScope, SchemaStatus, WriteResult
+from agent.store.base import ANY_OWNER, OwnerScope, SchemaStatus, Swept, WriteResult
 from agent.store.records import (
     Chat,
     ChatPage,
     ChatStatus,
     EndReason,
     MessagePage,
+    NewCall,
     Record,
     SearchHit,
     StoreStats,
     check_text,
 )
-from agent.store.sqlite import writes
+from agent.store.sqlite import holding, writes
 from agent.store.sqlite.rows import CHAT_COLUMNS, MESSAGE_COLUMNS, chat_from_row, message_from_row
 
 __all__ = ["SqliteStore", "path_from_url"]
@@ -264,30 +265,71 @@ class SqliteStore:
 
     # --- writes -------------------------------------------------------------------------
 
-    async def write(self, records: Sequence[Record]) -> WriteResult:
-        result = await self._transaction(functools.partial(writes.write_records, records=records))
+    async def write(
+        self, records: Sequence[Record], *, refuse_taken_over: bool = True
+    ) -> WriteResult:
+        result = await self._transaction(
+            functools.partial(
+                writes.write_records, records=records, refuse_taken_over=refuse_taken_over
+            )
+        )
         self._after_write(1 + len(records) // ROWS_PER_PAGE)
         return result
 
     async def close_chat(
-        self, chat_id: str, *, status: ChatStatus, end_reason: EndReason, at: float
+        self,
+        chat_id: str,
+        *,
+        status: ChatStatus,
+        end_reason: EndReason,
+        at: float,
+        call_id: str | None = None,
     ) -> bool:
         return await self._transaction(
             functools.partial(
-                writes.close_chat, chat_id=chat_id, status=status, end_reason=end_reason, at=at
+                writes.close_chat, chat_id=chat_id, status=status, end_reason=end_reason, at=at,
+                call_id=call_id,
+            )
+        )  # fmt: skip
+
+    # --- who holds a chat ---------------------------------------------------------------
+
+    async def resume_candidate(self, owner: str, *, ended_since: float) -> Chat | None:
+        rows = await self._read(
+            f"SELECT {CHAT_COLUMNS} FROM chats c WHERE c.owner = ?"
+            " ORDER BY c.updated_at DESC, c.id DESC LIMIT 1",
+            (owner,),
+        )
+        newest = chat_from_row(rows[0]) if rows else None
+        if newest is None or newest.status == "active":
+            return newest
+        resumable = newest.end_reason in ("hangup", "lost", "shutdown")
+        return newest if resumable and (newest.ended_at or 0) >= ended_since else None
+
+    async def claim_chat(self, call: NewCall, *, owner: OwnerScope) -> Chat:
+        scope = None if owner is ANY_OWNER else str(owner)
+        taken = await self._transaction(
+            functools.partial(holding.claim_chat, call=call, owner=scope, at=time.time())
+        )
+        if taken:
+            log.info("chat.taken_over", chat_id=call.chat_id, call_id=call.id, calls=taken)
+        return await self.get_chat(call.chat_id, owner=owner)
+
+    async def heartbeat(self, call_id: str, *, at: float) -> bool:
+        return await self._transaction(functools.partial(holding.heartbeat, call_id=call_id, at=at))
+
+    async def sweep(self, *, stale_before: float) -> Swept:
+        return await self._transaction(functools.partial(holding.sweep, cutoff=stale_before))
+
+    async def set_summary(self, chat_id: str, summary: str, *, upto_seq: int) -> bool:
+        summary = check_text(summary, "summary")
+        return bool(
+            await self._changed(
+                "UPDATE chats SET summary = ?, summary_seq = ?"
+                " WHERE id = ? AND COALESCE(summary_seq, 0) < ?",
+                (summary, upto_seq, chat_id, upto_seq),
             )
         )
-
-    async def reopen_chat(self, chat_id: str, *, owner: OwnerScope) -> Chat:
-        clause, params = _owner_clause(owner, "owner")
-        changed = await self._changed(
-            "UPDATE chats SET status = 'active', end_reason = NULL, ended_at = NULL,"
-            f" updated_at = MAX(updated_at, ?) WHERE id = ?{clause}",
-            (time.time(), chat_id, *params),
-        )
-        if not changed:
-            raise NotFound("no such chat")
-        return await self.get_chat(chat_id, owner=owner)
 
     async def rename_chat(self, chat_id: str, title: str, *, owner: OwnerScope) -> Chat:
         title = check_text(title.strip(), "title")

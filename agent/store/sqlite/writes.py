@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from agent.errors import NotFound, SchemaError
+from agent.errors import NotFound, SchemaError, TakenOver
 from agent.store import migrations
 from agent.store.base import WriteResult
 from agent.store.records import (
@@ -27,16 +27,12 @@ from agent.store.records import (
     Record,
     default_title,
 )
+from agent.store.sqlite.holding import TAKEN_OVER, insert_calls, taken_over_at
 from agent.store.sqlite.rows import MESSAGE_COLUMNS, message_to_row
 
 _INSERT_CHAT = (
     "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
     " VALUES (?, ?, ?, 'active', ?, ?, ?) ON CONFLICT (id) DO NOTHING"
-)
-_INSERT_CALL = (
-    "INSERT INTO calls (id, chat_id, room, job_id, participant, started_at, heartbeat_at)"
-    " SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM chats WHERE id = ?)"
-    " ON CONFLICT (id) DO NOTHING"
 )
 _END_CALL = "UPDATE calls SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL"
 _SET_METADATA = "UPDATE chats SET metadata = json_set(metadata, '$.' || ?, json(?)) WHERE id = ?"
@@ -93,7 +89,9 @@ def apply_migration(conn: sqlite3.Connection, m: migrations.Migration) -> bool:
     return True
 
 
-def write_records(conn: sqlite3.Connection, records: Sequence[Record]) -> WriteResult:
+def write_records(
+    conn: sqlite3.Connection, records: Sequence[Record], refuse_taken_over: bool
+) -> WriteResult:
     """Apply a batch. Chats and calls go first and the rest after the messages, which is the
     order a batch can need: a record only ever refers to a chat or call created before it."""
     chats = [r for r in records if isinstance(r, NewChat)]
@@ -115,23 +113,10 @@ def write_records(conn: sqlite3.Connection, records: Sequence[Record]) -> WriteR
             ],
         )
     if calls:
-        conn.executemany(
-            _INSERT_CALL,
-            [
-                (
-                    c.id,
-                    c.chat_id,
-                    c.room,
-                    c.job_id,
-                    c.participant,
-                    c.started_at,
-                    c.started_at,
-                    c.chat_id,
-                )
-                for c in calls
-            ],
-        )
-    result = _write_messages(conn, messages) if messages else WriteResult(inserted=0)
+        insert_calls(conn, calls)
+    result = (
+        _write_messages(conn, messages, refuse_taken_over) if messages else WriteResult(inserted=0)
+    )
     for r in records:
         if isinstance(r, CallEnded):
             conn.execute(_END_CALL, (r.ended_at, r.end_reason, r.call_id))
@@ -140,9 +125,12 @@ def write_records(conn: sqlite3.Connection, records: Sequence[Record]) -> WriteR
     return result
 
 
-def _write_messages(conn: sqlite3.Connection, messages: list[NewMessage]) -> WriteResult:
+def _write_messages(
+    conn: sqlite3.Connection, messages: list[NewMessage], refuse_taken_over: bool
+) -> WriteResult:
     # seq is each chat's next number, given inside this transaction (BEGIN IMMEDIATE makes it
-    # exclusive across connections and processes); a replayed id takes no number.
+    # exclusive across connections and processes); a replayed id takes no number. A message
+    # made after its call lost the chat is refused: the chat's new holder writes there now.
     wanted = json.dumps(sorted({m.chat_id for m in messages}))
     last_seq: dict[str, int] = dict(
         conn.execute(  # a correlated MAX per chat is an index lookup; GROUP BY would scan
@@ -160,12 +148,18 @@ def _write_messages(conn: sqlite3.Connection, messages: list[NewMessage]) -> Wri
                 f"SELECT id FROM messages WHERE id IN ({_marks(len(ids))})", ids
             )
         )
+    lost_at = (
+        taken_over_at(conn, {m.call_id for m in messages if m.call_id}) if refuse_taken_over else {}
+    )
     live: list[NewMessage] = []
     rows: list[tuple[Any, ...]] = []
     orphaned: list[str] = []
+    refused: list[str] = []
     for m in messages:
         if m.chat_id not in last_seq:
             orphaned.append(m.id)
+        elif m.call_id in lost_at and m.created_at > lost_at[m.call_id] and m.id not in seen:
+            refused.append(m.id)
         elif m.id not in seen:
             seen.add(m.id)
             last_seq[m.chat_id] += 1
@@ -189,19 +183,27 @@ def _write_messages(conn: sqlite3.Connection, messages: list[NewMessage]) -> Wri
         "UPDATE chats SET title = ? WHERE id = ? AND title IS NULL",
         [(title, chat_id) for chat_id, title in titles.items()],
     )
-    return WriteResult(inserted=len(live), orphaned=orphaned)
+    return WriteResult(inserted=len(live), orphaned=orphaned, refused=refused)
 
 
 def close_chat(
-    conn: sqlite3.Connection, chat_id: str, status: ChatStatus, end_reason: EndReason, at: float
+    conn: sqlite3.Connection,
+    chat_id: str,
+    status: ChatStatus,
+    end_reason: EndReason,
+    at: float,
+    call_id: str | None,
 ) -> bool:
-    exists, has_user = conn.execute(
+    exists, has_user, lost = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM chats WHERE id = ?),"
-        " EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND role = 'user')",
-        (chat_id, chat_id),
+        " EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND role = 'user'),"
+        " EXISTS (SELECT 1 FROM calls WHERE id = ? AND end_reason = ?)",
+        (chat_id, chat_id, call_id, TAKEN_OVER),
     ).fetchone()
     if not exists:
         raise NotFound("no such chat")
+    if lost:
+        raise TakenOver("another call holds this chat now")
     if not has_user:
         conn.execute("DELETE FROM chats WHERE id = ?", (chat_id,))
         return False

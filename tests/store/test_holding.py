@@ -1,0 +1,170 @@
+"""The store's side of resume (DESIGN §7), on every backend: which chat a caller comes back
+to, one live call per chat (a compare-and-set), writes refused once a call lost its chat, the
+heartbeat, the sweeper and summaries."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from agent.errors import NotFound, TakenOver
+from agent.ids import new_call_id
+from agent.store import ANY_OWNER, Store, open_store
+from agent.store.records import NewCall
+from tests.conftest import chat, msg
+
+WINDOW_S = 600.0
+
+
+def call(chat_id: str, at: float | None = None, call_id: str | None = None) -> NewCall:
+    return NewCall(
+        id=call_id or new_call_id(), chat_id=chat_id, room="demo", participant="alice",
+        started_at=time.time() if at is None else at,
+    )  # fmt: skip
+
+
+async def ended(
+    store: Store, chat_id: str, reason: str = "hangup", at: float | None = None
+) -> None:
+    await store.close_chat(
+        chat_id, status="closed", end_reason=reason,  # type: ignore[arg-type]
+        at=time.time() if at is None else at,
+    )  # fmt: skip
+
+
+async def candidate(store: Store, owner: str = "alice") -> str | None:
+    found = await store.resume_candidate(owner, ended_since=time.time() - WINDOW_S)
+    return None if found is None else found.id
+
+
+async def test_the_most_recent_chat_is_the_candidate_while_active_or_recently_ended(
+    store: Store,
+) -> None:
+    older, newer = chat(at=time.time() - 50), chat()
+    await store.write([older, msg(older.id, "old"), newer, msg(newer.id, "new")])
+    assert await candidate(store) == newer.id  # still active (a crash)
+    for reason in ("hangup", "lost", "shutdown"):
+        await store.claim_chat(call(newer.id), owner="alice")
+        await ended(store, newer.id, reason)
+        assert await candidate(store) == newer.id, reason
+    assert await candidate(store, "bob") is None
+
+
+async def test_no_candidate_after_the_window_or_after_a_deliberate_end(store: Store) -> None:
+    long_ago = chat(at=time.time() - 5000)
+    await store.write([long_ago, msg(long_ago.id, "hi", at=time.time() - 5000)])
+    await ended(store, long_ago.id, "hangup", at=time.time() - 5000)
+    assert await candidate(store) is None  # ended an hour and a half ago
+    switched = chat()
+    await store.write([switched, msg(switched.id)])
+    await ended(store, switched.id, "new_chat")
+    # the caller asked for a fresh chat and left it empty: the older one is not brought back
+    assert await candidate(store) is None
+
+
+async def test_a_claim_takes_the_chat_over_from_the_live_call(store: Store) -> None:
+    c = chat()
+    first, second = call(c.id), call(c.id)
+    await store.write([c, first, msg(c.id, "hello")])
+    await ended(store, c.id)
+    claimed = await store.claim_chat(second, owner="alice")
+    assert (claimed.status, claimed.end_reason, claimed.ended_at) == ("active", None, None)
+    assert claimed.message_count == 1
+    assert await store.heartbeat(first.id, at=time.time()) is False
+    assert await store.heartbeat(second.id, at=time.time()) is True
+    with pytest.raises(NotFound):
+        await store.claim_chat(call(c.id), owner="bob")  # not theirs: nothing changes
+    assert await store.heartbeat(second.id, at=time.time()) is True
+
+
+async def test_a_heartbeat_before_the_row_is_written_still_holds(store: Store) -> None:
+    assert await store.heartbeat("call_not_written_yet", at=time.time()) is True
+
+
+async def test_messages_made_after_the_take_over_are_refused_and_earlier_ones_kept(
+    store: Store,
+) -> None:
+    c = chat()
+    old = call(c.id)
+    said_before = msg(c.id, "said before", at=time.time() - 1).model_copy(
+        update={"call_id": old.id}
+    )
+    await store.write([c, old])
+    await store.claim_chat(call(c.id), owner="alice")
+    said_after = msg(c.id, "said after").model_copy(update={"call_id": old.id})
+    result = await store.write([said_before, said_after])
+    assert result.refused == [said_after.id] and result.inserted == 1
+    # a journal replayed after the call died: its words are appended late, not lost
+    late = await store.write([said_after], refuse_taken_over=False)
+    assert late.inserted == 1 and late.refused == []
+    page = await store.messages(c.id, owner=ANY_OWNER)
+    assert [(m.seq, m.content) for m in page.messages] == [(1, "said before"), (2, "said after")]
+
+
+async def test_a_call_that_lost_its_chat_cannot_close_it(store: Store) -> None:
+    c = chat()
+    old, new = call(c.id), call(c.id)
+    await store.write([c, old, msg(c.id)])
+    await store.claim_chat(new, owner="alice")
+    with pytest.raises(TakenOver):
+        await store.close_chat(c.id, status="closed", end_reason="hangup", at=time.time(),
+                               call_id=old.id)  # fmt: skip
+    assert (await store.get_chat(c.id, owner="alice")).status == "active"
+    assert await store.close_chat(
+        c.id, status="closed", end_reason="hangup", at=time.time(), call_id=new.id
+    )
+
+
+async def test_simultaneous_claims_from_two_connections_leave_one_holder(db_url: str) -> None:
+    a, b = await open_store(db_url), await open_store(db_url)
+    try:
+        await a.migrate()
+        c = chat()
+        await a.write([c, msg(c.id)])
+        for _ in range(20):
+            ours, theirs = call(c.id), call(c.id)
+            await asyncio.gather(
+                a.claim_chat(ours, owner="alice"), b.claim_chat(theirs, owner="alice")
+            )
+            holds = [
+                await a.heartbeat(ours.id, at=time.time()),
+                await a.heartbeat(theirs.id, at=time.time()),
+            ]
+            assert sorted(holds) == [False, True]
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_the_sweeper_ends_chats_whose_call_stopped_and_deletes_empty_ones(
+    store: Store,
+) -> None:
+    long_ago = time.time() - 300
+    spoken, silent, alive = chat(at=long_ago), chat(at=long_ago), chat(at=long_ago)
+    await store.write([
+        spoken, call(spoken.id, at=long_ago), msg(spoken.id, "hello", at=long_ago),
+        silent, call(silent.id, at=long_ago),
+        alive, (keeper := call(alive.id, at=long_ago)), msg(alive.id, "hi", at=long_ago),
+    ])  # fmt: skip
+    await store.heartbeat(keeper.id, at=time.time())
+    swept = await store.sweep(stale_before=time.time() - 60)
+    assert (swept.chats_lost, swept.chats_deleted, swept.calls_lost) == (1, 1, 2)
+    lost = await store.get_chat(spoken.id, owner=ANY_OWNER)
+    assert (lost.status, lost.end_reason) == ("interrupted", "lost")
+    assert lost.ended_at == pytest.approx(long_ago)  # the window counts from the loss
+    with pytest.raises(NotFound):
+        await store.get_chat(silent.id, owner=ANY_OWNER)
+    assert (await store.get_chat(alive.id, owner=ANY_OWNER)).status == "active"
+    again = await store.sweep(stale_before=time.time() - 60)
+    assert (again.chats_lost, again.chats_deleted, again.calls_lost) == (0, 0, 0)
+
+
+async def test_a_summary_only_ever_moves_forward(store: Store) -> None:
+    c = chat()
+    await store.write([c, *(msg(c.id, f"m{i}") for i in range(5))])
+    assert await store.set_summary(c.id, "first three", upto_seq=3)
+    assert not await store.set_summary(c.id, "only two", upto_seq=2)
+    got = await store.get_chat(c.id, owner="alice")
+    assert (got.summary, got.summary_seq) == ("first three", 3)
