@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from agent.cli import chats, db, simulate
+from agent.cli import chats, db, livekit, simulate
 from agent.errors import AgentError, NotFound, SchemaError
 from agent.logs import configure_logging
 from agent.settings import Settings, load_settings
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     chats.add_parsers(sub)
     db.add_parsers(sub)
     simulate.add_parsers(sub)
+    livekit.add_parsers(sub)
     return parser
 
 

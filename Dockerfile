@@ -1,0 +1,47 @@
+# The voice-agent worker (DESIGN §8, §9). Build: docker build -t voice-agent .
+# Run:   docker run --env-file .env -v agent-data:/data voice-agent
+# Compose examples beside LiveKit's own server: config/compose.dev.yaml, config/compose.postgres.yaml
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# espeak-ng: `agentctl simulate --offline` speaks with it (the worker itself does not need it).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends espeak-ng \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+# The runtime dependencies first (pyproject's, at the versions pinned in requirements.lock; no
+# dev tools), so a code change does not reinstall them; then the project itself.
+COPY pyproject.toml requirements.lock README.md ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/deps.txt \
+ && pip install -c requirements.lock -r /tmp/deps.txt \
+ && rm /tmp/deps.txt
+COPY agent ./agent
+COPY config ./config
+RUN pip install --no-deps .
+
+# A user of its own; the store and the writer's journal live on a volume it owns.
+RUN useradd --create-home --uid 10001 agent \
+ && mkdir -p /data \
+ && chown agent:agent /data
+USER agent
+
+# Model files fetched at build time (LiveKit's download-files), never at call time.
+RUN python -m agent download-files
+
+ENV AGENT_DB_URL=sqlite:////data/agent.db \
+    AGENT_JOURNAL_DIR=/data/journal \
+    AGENT_LOG_FORMAT=json
+VOLUME ["/data"]
+
+# LiveKit's worker answers its health check on this port under `start`.
+EXPOSE 8081
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8081/', timeout=4)"]
+
+# Migrate the schema (a no-op when current; safe with several workers at once), then run.
+CMD ["sh", "-c", "agentctl db migrate && exec python -m agent start"]
