@@ -1,28 +1,59 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from agent.store import Store, open_store
 from agent.store.records import NewChat, NewMessage, Role
+from tests.pg import PgServer
 
 _ids = itertools.count(1)
 HERE = Path(__file__).parent
 Holder = asyncio.subprocess.Process
 
 
-@pytest.fixture(params=["sqlite"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """One URL per backend; the store contract suite runs against each (PostgreSQL: issue 7)."""
-    assert request.param == "sqlite"
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL server for the whole run; each test gets a database of its own."""
+    server = PgServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/agent.db"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+    """One URL per backend: the store contract suite runs against each."""
+    if request.param == "sqlite":
+        yield sqlite_url
+        return
+    yield await new_database(request.getfixturevalue("pg_server"))
+
+
+async def new_database(server: PgServer) -> str:
+    """The URL of a new, empty database on `server`."""
+    name = f"test_{next(_ids)}_{os.getpid()}"
+    admin = await asyncpg.connect(f"{server.url}/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return f"{server.url}/{name}"
 
 
 @pytest.fixture
@@ -67,15 +98,15 @@ def _structured_logs() -> None:
 
 
 @pytest.fixture
-async def lock(db_url: str) -> AsyncIterator[Callable[[], Awaitable[Holder]]]:
-    """Makes another process take the database's write lock and hold it until `release`."""
+async def lock(sqlite_url: str) -> AsyncIterator[Callable[[], Awaitable[Holder]]]:
+    """Makes another process take the SQLite database's write lock and hold it until `release`."""
     holders: list[Holder] = []
 
     async def take() -> Holder:
         holder = await asyncio.create_subprocess_exec(
             sys.executable,
             str(HERE / "store" / "lock_holder.py"),
-            db_url.removeprefix("sqlite:///"),
+            sqlite_url.removeprefix("sqlite:///"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -98,3 +129,40 @@ async def release(holder: Holder) -> None:
     async with asyncio.timeout(15):
         assert await holder.stdout.readline() == b"released\n"
         await holder.wait()
+
+
+class Outage:
+    """The store cannot be written for a while: SQLite held locked by another process, or the
+    PostgreSQL server stopped as by a crash. `readable`: whether reads still work meanwhile."""
+
+    def __init__(self, holder: Holder | None, server: PgServer | None) -> None:
+        self._holder, self._server = holder, server
+        self.readable = server is None
+
+    async def end(self) -> None:
+        if self._holder is not None:
+            await release(self._holder)
+        if self._server is not None:
+            await asyncio.to_thread(self._server.start)
+
+
+@pytest.fixture
+async def outage(
+    request: pytest.FixtureRequest, db_url: str, lock: Callable[[], Awaitable[Holder]]
+) -> AsyncIterator[Callable[[], Awaitable[Outage]]]:
+    started: list[Outage] = []
+
+    async def begin() -> Outage:
+        if db_url.startswith("sqlite"):
+            started.append(Outage(await lock(), None))
+        else:
+            server: PgServer = request.getfixturevalue("pg_server")
+            await asyncio.to_thread(server.stop, "immediate")
+            started.append(Outage(None, server))
+        return started[-1]
+
+    yield begin
+    for o in started:
+        if o._server is not None:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                await asyncio.to_thread(o._server.start)  # already up again: a no-op error

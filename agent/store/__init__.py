@@ -15,5 +15,7 @@ async def open_store(url: str) -> Store:
 
         return await SqliteStore.open(url)
     if url.startswith(("postgresql:", "postgres:")):
-        raise InvalidInput("the PostgreSQL backend is not built yet (issue 7)")
+        from agent.store.postgres import PostgresStore
+
+        return await PostgresStore.open(url)
     raise InvalidInput("AGENT_DB_URL must start with sqlite:/// or postgresql://")

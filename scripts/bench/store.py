@@ -3,6 +3,13 @@ and loading a 10,000-message chat — ours beside openai-agents' SQLiteSession a
 AsyncSQLiteSession (what people would otherwise pick) on the same workloads, in the same run.
 
     .venv/bin/python scripts/bench/store.py [--seconds 5] [--calls 200] [--messages 50000]
+    .venv/bin/python scripts/bench/store.py --db postgresql://…  [--writers 50]
+    .venv/bin/python scripts/bench/store.py --db postgres-local  [--writers 50]
+
+With `--db`, our store at that URL runs beside ours on SQLite, in the same run;
+`postgres-local` starts a throwaway PostgreSQL server (the one the tests use). `--writers N`
+spreads the calls over N writers, each with its own store connection, as N worker processes
+would (default 1).
 
 "Finalize→committed" is the time from the moment a message is final to the moment it is durable
 in the database: for us, `Writer.submit()` until its future resolves; for a peer, the duration
@@ -31,6 +38,7 @@ from agent.store import ANY_OWNER, open_store
 from agent.store.records import NewChat, NewMessage
 from agent.store.writer import Writer
 
+ROOT = Path(__file__).resolve().parents[2]
 TEXT = "I'd like to plan a trip to Lisbon in May with the kids, somewhere near the river please."
 
 
@@ -54,17 +62,21 @@ class Subject(Protocol):
 
 
 class Ours:
-    name = "ours (Writer + SqliteStore)"
-
-    def __init__(self, folder: Path, url: str | None) -> None:
+    def __init__(self, folder: Path, url: str | None, writers: int = 1) -> None:
         self.url = url or f"sqlite:///{folder}/ours.db"
         self.folder = folder
         self.n = 0
+        self.writers_wanted = writers
+        backend = "PostgreSQL" if self.url.startswith("postgres") else "SQLite"
+        self.name = f"ours ({backend}, {writers} writer{'s' if writers > 1 else ''})"
 
     async def setup(self, chats: int) -> None:
         self.store = await open_store(self.url)
         await self.store.migrate()
-        self.writer = await Writer.start(await open_store(self.url), self.folder / "journal")
+        self.writers = [
+            await Writer.start(await open_store(self.url), self.folder / f"journal-{self.n}-{w}")
+            for w in range(self.writers_wanted)
+        ]
         self.chat_ids = [f"chat_bench_{self.n}_{c}" for c in range(chats)]
         self.n += 1
         now = time.time()
@@ -75,7 +87,7 @@ class Ours:
     async def append(self, chat: int, i: int) -> Awaitable[None]:
         chat_id = self.chat_ids[chat]
         msg_id = f"{chat_id}_{i}"
-        return self.writer.submit(
+        return self.writers[chat % len(self.writers)].submit(
             NewMessage(
                 id=msg_id,
                 chat_id=chat_id,
@@ -91,7 +103,8 @@ class Ours:
         return len(page.messages)
 
     async def close(self) -> None:
-        await self.writer.aclose()
+        for writer in self.writers:
+            await writer.aclose()
         await self.store.aclose()
 
 
@@ -202,14 +215,35 @@ async def main() -> None:
     )
     parser.add_argument("--peer-messages", type=int, default=5_000, help="the same for each peer")
     parser.add_argument("--chat-size", type=int, default=10_000)
-    parser.add_argument("--db", help="our store's URL (default: a temporary SQLite file)")
+    parser.add_argument(
+        "--db", help="also our store at this URL (postgres-local: start a throwaway PostgreSQL)"
+    )
+    parser.add_argument("--writers", type=int, default=1, help="writers sharing the calls")
     args = parser.parse_args()
     configure_logging("WARNING", handler=True)
 
+    server = None
+    if args.db == "postgres-local":
+        sys.path.insert(0, str(ROOT))
+        from tests.pg import PgServer
+
+        server = await asyncio.to_thread(PgServer)
+        await asyncio.to_thread(server.start)
+        args.db = f"{server.url}/postgres"
+    try:
+        await run(args)
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.remove)
+
+
+async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        subjects: list[Subject] = [
-            Ours(folder, args.db),
+        subjects: list[Subject] = [Ours(folder, None, args.writers)]
+        if args.db:
+            subjects.insert(0, Ours(folder, args.db, args.writers))
+        subjects += [
             Peer(folder, SQLiteSession, "openai-agents SQLiteSession"),
             Peer(folder, AsyncSQLiteSession, "openai-agents AsyncSQLiteSession"),
         ]
@@ -221,12 +255,17 @@ async def main() -> None:
                 print(f"  {label}: {s.name} …", file=sys.stderr, flush=True)
                 values.append(await fn(s))
             rows.append((label, values, unit))
+            print(f"    {values[-len(subjects) :]}", file=sys.stderr, flush=True)
 
         idle: list[float] = []
         async with loop_lag(idle):
             await asyncio.sleep(args.seconds)
         rows.append(
-            ("event-loop lag p99, idle (timer baseline)", [percentile(idle, 0.99)] * 3, " ms")
+            (
+                "event-loop lag p99, idle (timer baseline)",
+                [percentile(idle, 0.99)] * len(subjects),
+                " ms",
+            )
         )
 
         one: dict[str, Result] = {}
@@ -288,8 +327,8 @@ async def main() -> None:
             )
         )
 
-    names = ["ours", "SQLiteSession", "AsyncSQLiteSession"]
-    header = ["metric", *names, "ratio SQLiteS.", "ratio AsyncS."]
+    names = [s.name.removeprefix("openai-agents ") for s in subjects]
+    header = ["metric", *names, *(f"{names[0]} vs {n}" for n in names[1:])]
     table = []
     for label, values, unit in rows:
         higher_is_better = label.startswith("throughput")
@@ -301,7 +340,8 @@ async def main() -> None:
         ]
         table.append([label, *(fmt(v, unit) for v in values), *(f"{r:.1f}×" for r in ratios)])
     print_table(header, table)
-    print("\nratio: how many times better ours is (peer time / ours, or ours rate / peer rate)")
+    print(f"\nratio: how many times better {names[0]} is (their time / its time, or its rate /")
+    print("their rate)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from agent.control.protocol import MAX_PAYLOAD, encode
 from agent.ids import new_chat_id
 from agent.store import ANY_OWNER, Store
 from agent.store.records import NewChat
-from tests.conftest import Holder, chat, msg, release
+from tests.conftest import Outage, chat, msg
 
 CALLER = Sender("alice")
 _ids = itertools.count()
@@ -234,14 +234,14 @@ async def test_malformed_packets_from_the_caller_get_typed_errors_and_write_noth
     assert await store.stats() == before and switcher.switches == 0
 
 
-async def test_a_locked_database_answers_unavailable_and_a_retry_then_acts(
-    setup: Any, store: Store, lock: Callable[[], Awaitable[Holder]]
+async def test_a_store_that_is_down_answers_unavailable_and_a_retry_then_acts(
+    setup: Any, store: Store, outage: Callable[[], Awaitable[Outage]]
 ) -> None:
     d, _, ids = setup
-    holder = await lock()
+    down_for_now = await outage()  # SQLite locked by another process / PostgreSQL stopped
     down = await send(d, id="same", type="rename_chat", chat_id=ids["old1"], title="New title")
     assert down is not None and (down["code"], down["re"]) == ("unavailable", "same")
-    await release(holder)
+    await down_for_now.end()
     again = await send(d, id="same", type="rename_chat", chat_id=ids["old1"], title="New title")
     assert again is not None and again["type"] == "rename_chat.ok"  # not the cached failure
     assert (await store.get_chat(ids["old1"], owner="alice")).title == "New title"

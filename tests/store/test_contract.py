@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import asyncpg
 import pytest
 
 from agent.errors import InvalidInput, InvalidText, NotFound
@@ -361,13 +362,33 @@ async def test_prune_deletes_only_ended_chats_older_than_the_cutoff(store: Store
     assert remaining == {old_active.id, new_closed.id}
 
 
-async def test_a_backup_is_a_complete_searchable_copy(store: Store, tmp_path: object) -> None:
+async def restored(db_url: str, path: str) -> str:
+    """A store URL holding the backup at `path`: the file itself for SQLite; for PostgreSQL,
+    a new database `pg_restore` filled from it."""
+    if db_url.startswith("sqlite"):
+        return f"sqlite:///{path}"
+    copy_url = f"{db_url}_copy"
+    admin = await asyncpg.connect(db_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{copy_url.rsplit("/", 1)[1]}"')
+    finally:
+        await admin.close()
+    done = await asyncio.create_subprocess_exec(
+        "pg_restore", "--no-owner", f"--dbname={copy_url}", path
+    )
+    assert await asyncio.wait_for(done.wait(), 60) == 0
+    return copy_url
+
+
+async def test_a_backup_is_a_complete_searchable_copy(
+    store: Store, db_url: str, tmp_path: object
+) -> None:
     c = chat()
     await store.write([c, *(msg(c.id, f"note number {i} about kiwis") for i in range(50))])
     await store.delete_chat((await _scratch(store)), owner=ANY_OWNER)  # leaves freed pages behind
     path = f"{tmp_path}/backup.db"
     await store.backup(path)
-    copy = await open_store(f"sqlite:///{path}")
+    copy = await open_store(await restored(db_url, path))
     assert await copy.check() == []
     assert len(await copy.search("kiwis", owner="alice", limit=100)) == 50
     assert await seqs(copy, c.id) == list(range(1, 51))

@@ -16,7 +16,7 @@ from agent.errors import StoreError, StoreUnavailable
 from agent.store import ANY_OWNER, Store, WriteResult, open_store
 from agent.store.records import Record
 from agent.store.writer import Writer, WriterClosed, WriterOptions
-from tests.conftest import Holder, chat, msg, release
+from tests.conftest import Outage, chat, msg
 
 HERE = Path(__file__).parent
 SECRET = "SECRET-TEXT-never-in-logs"
@@ -185,12 +185,12 @@ async def test_past_the_queue_bound_records_spill_to_the_journal_and_replay_in_o
     reader: Store,
     db_url: str,
     tmp_path: Path,
-    lock: Callable[[], Awaitable[Holder]],
+    outage: Callable[[], Awaitable[Outage]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     c = chat()
     await reader.write([c])
-    locked = await lock()
+    down = await outage()
     writer = await start_writer(db_url, tmp_path, max_queue=50, max_batch=20, retry_initial_s=0.01)
     futures = [writer.submit(msg(c.id, f"{SECRET} {i}")) for i in range(300)]
     async with asyncio.timeout(20):
@@ -198,11 +198,12 @@ async def test_past_the_queue_bound_records_spill_to_the_journal_and_replay_in_o
     assert not any(f.done() for f in futures[:50])  # still in memory, not yet committed
     journal = list((tmp_path / "journal").glob("journal-*.jsonl"))
     assert len(journal) == 1 and len(journal[0].read_bytes().splitlines()) == 250
-    assert (await reader.get_chat(c.id, owner=ANY_OWNER)).message_count == 0
+    if down.readable:
+        assert (await reader.get_chat(c.id, owner=ANY_OWNER)).message_count == 0
     writer.submit(msg(c.id, f"{SECRET} late"))  # arrives behind the journal, stays behind it
-    async with asyncio.timeout(20):  # the store stays locked past the busy timeout: a retry
+    async with asyncio.timeout(20):  # the store stays down past the busy timeout: a retry
         await logged("store.retry")
-    await release(locked)
+    await down.end()
     async with asyncio.timeout(30):
         await writer.flush()
     assert await contents(reader, c.id) == [f"{SECRET} {i}" for i in range(300)] + [
@@ -217,24 +218,27 @@ async def test_past_the_queue_bound_records_spill_to_the_journal_and_replay_in_o
 
 
 async def test_what_could_not_be_committed_at_close_is_replayed_by_the_next_writer(
-    reader: Store, db_url: str, tmp_path: Path, lock: Callable[[], Awaitable[Holder]]
+    reader: Store, db_url: str, tmp_path: Path, outage: Callable[[], Awaitable[Outage]]
 ) -> None:
     c = chat()
     await reader.write([c])
-    locked = await lock()
+    down = await outage()
     writer = await start_writer(db_url, tmp_path, max_queue=30, close_timeout_s=0.5)
     futures = [writer.submit(msg(c.id, f"m{i}")) for i in range(100)]
     async with asyncio.timeout(30):
         await writer.aclose()  # the store is locked: nothing can be committed
     assert all(f.done() and f.exception() is None for f in futures)  # all journaled
+    await down.end()
     assert (await reader.get_chat(c.id, owner=ANY_OWNER)).message_count == 0
-    await release(locked)
     successor = await start_writer(db_url, tmp_path)
     async with asyncio.timeout(30):
         await successor.flush()
     assert await contents(reader, c.id) == [f"m{i}" for i in range(100)]
     await successor.aclose()
     assert list((tmp_path / "journal").iterdir()) == []
+
+
+RUNS = 50
 
 
 async def test_acknowledged_messages_survive_sigkill_at_random_moments(
@@ -244,7 +248,7 @@ async def test_acknowledged_messages_survive_sigkill_at_random_moments(
     await reader.write([c])
     rng = random.Random(20261122)
     acked: list[str] = []
-    for run in range(20):
+    for run in range(RUNS):
         child = await asyncio.create_subprocess_exec(
             sys.executable,
             str(HERE / "writer_child.py"),
@@ -276,7 +280,7 @@ async def test_acknowledged_messages_survive_sigkill_at_random_moments(
     assert set(acked) <= set(ids), "an acknowledged message was lost"
     assert len(ids) == len(set(ids)) and len({m.content for m in page.messages}) == len(ids)
     assert [m.seq for m in page.messages] == list(range(1, len(ids) + 1))
-    for run in range(20):  # each run's messages are in the order it wrote them
+    for run in range(RUNS):  # each run's messages are in the order it wrote them
         mine = [int(i.split("-")[1]) for i in ids if i.startswith(f"r{run}-")]
         assert mine == sorted(mine)
     assert await reader.check() == []

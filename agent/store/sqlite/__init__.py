@@ -26,6 +26,7 @@ import structlog
 from agent.errors import InvalidInput, NotFound, SchemaError, StoreError, StoreUnavailable
 from agent.store import migrations, queries
 from agent.store.base import ANY_OWNER, OwnerScope, SchemaStatus, Swept, WriteResult
+from agent.store.queries import CHAT_COLUMNS, MESSAGE_COLUMNS
 from agent.store.records import (
     Chat,
     ChatPage,
@@ -39,7 +40,7 @@ from agent.store.records import (
     check_text,
 )
 from agent.store.sqlite import holding, writes
-from agent.store.sqlite.rows import CHAT_COLUMNS, MESSAGE_COLUMNS, chat_from_row, message_from_row
+from agent.store.sqlite.rows import chat_from_row, message_from_row
 
 __all__ = ["SqliteStore", "path_from_url"]
 
@@ -300,11 +301,7 @@ class SqliteStore:
             " ORDER BY c.updated_at DESC, c.id DESC LIMIT 1",
             (owner,),
         )
-        newest = chat_from_row(rows[0]) if rows else None
-        if newest is None or newest.status == "active":
-            return newest
-        resumable = newest.end_reason in ("hangup", "lost", "shutdown")
-        return newest if resumable and (newest.ended_at or 0) >= ended_since else None
+        return queries.resumable(chat_from_row(rows[0]) if rows else None, ended_since)
 
     async def claim_chat(self, call: NewCall, *, owner: OwnerScope) -> Chat:
         scope = None if owner is ANY_OWNER else str(owner)
@@ -375,8 +372,7 @@ class SqliteStore:
         limit: int = 20,
         cursor: str | None = None,
     ) -> ChatPage:
-        if limit < 1:
-            raise InvalidInput("limit must be at least 1")
+        queries.check_page_limit(limit)
         clause, params = _owner_clause(owner)
         where = f"WHERE 1 = 1{clause}"
         args: list[Any] = list(params)
@@ -392,10 +388,7 @@ class SqliteStore:
             " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
             (*args, limit + 1),
         )
-        chats = [chat_from_row(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        next_cursor = queries.encode_cursor(chats[-1].updated_at, chats[-1].id) if more else None
-        return ChatPage(chats=chats, next_cursor=next_cursor)
+        return queries.chat_page([chat_from_row(row) for row in rows], limit)
 
     async def messages(
         self,
@@ -405,8 +398,7 @@ class SqliteStore:
         before_seq: int | None = None,
         limit: int | None = None,
     ) -> MessagePage:
-        if limit is not None and limit < 1:
-            raise InvalidInput("limit must be at least 1")
+        queries.check_page_limit(limit)
         clause, params = _owner_clause(owner, "owner")
         # One query: the owner check and the page, so another owner's chat reads as empty.
         rows = await self._read(
@@ -422,10 +414,7 @@ class SqliteStore:
         )
         if not rows:
             await self.get_chat(chat_id, owner=owner)  # NotFound, or truly no messages
-        rows.reverse()
-        page = [message_from_row(row) for row in rows]
-        next_before = page[0].seq if page and page[0].seq > 1 else None
-        return MessagePage(messages=page, next_before_seq=next_before)
+        return queries.message_page([message_from_row(row) for row in rows])
 
     async def search(self, query: str, *, owner: OwnerScope, limit: int = 20) -> list[SearchHit]:
         match = queries.fts_query(query)

@@ -8,16 +8,6 @@ from typing import Any
 
 from agent.store.records import Chat, Message, NewMessage
 
-CHAT_COLUMNS = (
-    "c.id, c.owner, c.agent_name, c.title, c.status, c.end_reason, c.created_at, c.updated_at,"
-    " c.ended_at, c.summary, c.summary_seq, c.metadata,"
-    " COALESCE((SELECT MAX(seq) FROM messages m WHERE m.chat_id = c.id), 0)"
-)
-MESSAGE_COLUMNS = (
-    "id, chat_id, call_id, seq, role, content, tool_name, tool_call, tool_result, interrupted,"
-    " confidence, started_at, ended_at, created_at, prosody, item, metadata"
-)
-
 Row = sqlite3.Row | tuple[Any, ...]
 
 

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.errors import NotFound, SchemaError, TakenOver
-from agent.store import migrations
+from agent.store import migrations, queries
 from agent.store.base import WriteResult
+from agent.store.queries import MESSAGE_COLUMNS
 from agent.store.records import (
     CallEnded,
     ChatMetadataSet,
@@ -25,10 +26,9 @@ from agent.store.records import (
     NewChat,
     NewMessage,
     Record,
-    default_title,
 )
 from agent.store.sqlite.holding import TAKEN_OVER, insert_calls, taken_over_at
-from agent.store.sqlite.rows import MESSAGE_COLUMNS, message_to_row
+from agent.store.sqlite.rows import message_to_row
 
 _INSERT_CHAT = (
     "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
@@ -151,39 +151,20 @@ def _write_messages(
     lost_at = (
         taken_over_at(conn, {m.call_id for m in messages if m.call_id}) if refuse_taken_over else {}
     )
-    live: list[NewMessage] = []
-    rows: list[tuple[Any, ...]] = []
-    orphaned: list[str] = []
-    refused: list[str] = []
-    for m in messages:
-        if m.chat_id not in last_seq:
-            orphaned.append(m.id)
-        elif m.call_id in lost_at and m.created_at > lost_at[m.call_id] and m.id not in seen:
-            refused.append(m.id)
-        elif m.id not in seen:
-            seen.add(m.id)
-            last_seq[m.chat_id] += 1
-            live.append(m)
-            rows.append(message_to_row(m, last_seq[m.chat_id]))
+    batch = queries.append(messages, last_seq, seen, lost_at)
+    rows = [message_to_row(m, seq) for m, seq in batch.live]
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
         conn.execute(_insert_messages_sql(len(chunk)), [value for row in chunk for value in row])
-
-    newest: dict[str, float] = {}
-    titles: dict[str, str] = {}
-    for m in live:
-        newest[m.chat_id] = max(newest.get(m.chat_id, m.created_at), m.created_at)
-        if m.role == "user" and m.content and m.content.strip():
-            titles.setdefault(m.chat_id, default_title(m.content))
     conn.executemany(
         "UPDATE chats SET updated_at = MAX(updated_at, ?) WHERE id = ?",
-        [(at, chat_id) for chat_id, at in newest.items()],
+        [(at, chat_id) for chat_id, at in batch.newest.items()],
     )
     conn.executemany(
         "UPDATE chats SET title = ? WHERE id = ? AND title IS NULL",
-        [(title, chat_id) for chat_id, title in titles.items()],
+        [(title, chat_id) for chat_id, title in batch.titles.items()],
     )
-    return WriteResult(inserted=len(live), orphaned=orphaned, refused=refused)
+    return WriteResult(inserted=len(rows), orphaned=batch.orphaned, refused=batch.refused)
 
 
 def close_chat(
