@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -255,7 +256,8 @@ async def test_two_processes_migrating_at_once_apply_each_migration_once(db_url:
     ]
     async with asyncio.timeout(60):
         outputs = sorted([(await p.communicate())[0].decode().strip() for p in procs])
-    assert outputs == ["[1, 2]", "[]", "[]"]
+    applied = sorted(v for out in outputs for v in json.loads(out))
+    assert applied == [1, 2]  # each migration once, whichever process got to it
 
 
 async def test_the_first_user_message_titles_the_chat(store: Store) -> None:

@@ -40,16 +40,16 @@ def _call_params(c: NewCall) -> tuple[object, ...]:
 
 
 async def _lock_chats(conn: asyncpg.Connection, chat_ids: set[str]) -> dict[str, int]:
-    """Lock the chats (id order: no deadlock between two writers) and read each one's last seq."""
+    """Lock the chats (id order: no deadlock between two writers) and read each one's last seq.
+    Two statements: the second takes its snapshot after the locks are held, so it sees every
+    message the previous holder committed."""
     rows = await conn.fetch(
-        "SELECT c.id FROM chats c WHERE c.id = ANY($1::text[]) ORDER BY c.id FOR UPDATE",
-        sorted(chat_ids),
+        "SELECT id FROM chats WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", sorted(chat_ids)
     )
-    locked = [row[0] for row in rows]
     last = await conn.fetch(
         "SELECT c, COALESCE((SELECT MAX(seq) FROM messages m WHERE m.chat_id = c), 0)"
         " FROM unnest($1::text[]) AS c",
-        locked,
+        [row[0] for row in rows],
     )
     return {row[0]: row[1] for row in last}
 
@@ -104,28 +104,30 @@ async def _write_messages(
     conn: asyncpg.Connection, messages: list[NewMessage], refuse_taken_over: bool
 ) -> WriteResult:
     last_seq = await _lock_chats(conn, {m.chat_id for m in messages})
-    stored = {
-        row[0]
-        for row in await conn.fetch(
-            "SELECT id FROM messages WHERE id = ANY($1::text[])", [m.id for m in messages]
-        )
-    }
-    lost_at = (
-        await _taken_over_at(conn, {m.call_id for m in messages if m.call_id})
-        if refuse_taken_over
-        else {}
-    )
+    calls = list({m.call_id for m in messages if m.call_id}) if refuse_taken_over else []
+    stored: set[str] = set()
+    lost_at: dict[str, float] = {}
+    for kind, key, ended_at in await conn.fetch(  # replays and lost calls: one round trip
+        "SELECT 'message', id, NULL::float8 FROM messages WHERE id = ANY($1::text[])"
+        " UNION ALL SELECT 'call', id, ended_at FROM calls"
+        " WHERE id = ANY($2::text[]) AND end_reason = $3",
+        [m.id for m in messages], calls, TAKEN_OVER,
+    ):  # fmt: skip
+        if kind == "message":
+            stored.add(key)
+        else:
+            lost_at[key] = ended_at
     batch = queries.append(messages, last_seq, stored, lost_at)
     if batch.live:
         await conn.executemany(INSERT_MESSAGE, [message_to_row(m, seq) for m, seq in batch.live])
-    await conn.executemany(
-        "UPDATE chats SET updated_at = GREATEST(updated_at, $1) WHERE id = $2",
-        [(at, chat_id) for chat_id, at in batch.newest.items()],
-    )
-    await conn.executemany(
-        "UPDATE chats SET title = $1 WHERE id = $2 AND title IS NULL",
-        [(title, chat_id) for chat_id, title in batch.titles.items()],
-    )
+        touched = list(batch.newest)
+        await conn.execute(  # every touched chat's time and first title, in one statement
+            "UPDATE chats c SET updated_at = GREATEST(c.updated_at, u.at),"
+            " title = COALESCE(c.title, u.title)"
+            " FROM unnest($1::text[], $2::float8[], $3::text[]) AS u(id, at, title)"
+            " WHERE c.id = u.id",
+            touched, [batch.newest[c] for c in touched], [batch.titles.get(c) for c in touched],
+        )  # fmt: skip
     return WriteResult(inserted=len(batch.live), orphaned=batch.orphaned, refused=batch.refused)
 
 
