@@ -16,6 +16,8 @@ from google.protobuf.message import DecodeError, Message
 from livekit import api
 from livekit.protocol import agent_dispatch, models, room
 
+from agent.sim.openai_server import serve_locally
+
 API_KEY = "devkey"
 API_SECRET = "a-secret-of-at-least-32-characters-long"
 
@@ -57,11 +59,7 @@ class LocalLiveKit:
         }  # fmt: skip
         for path, (request_type, handler) in routes.items():
             app.router.add_post(f"/twirp/{path}", self._twirp(path, request_type, handler))
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await serve_locally(app)
         self.url = f"http://127.0.0.1:{port}"
         return self.url
 

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 
 import pytest
 
-from agent.store import Store, open_store
+from agent.store import Store
 from agent.store.sqlite import SqliteStore
 from tests.conftest import chat, msg
 
 
 @pytest.fixture
-async def store(sqlite_url: str) -> AsyncIterator[Store]:
-    s = await open_store(sqlite_url)
-    await s.migrate()
-    yield s
-    await s.aclose()
+def db_url(sqlite_url: str) -> str:
+    """This module's `store` is SQLite's only (the shared fixture, on one backend)."""
+    return sqlite_url
 
 
 async def test_the_wal_stays_bounded_under_steady_writes(store: Store) -> None:

@@ -38,6 +38,7 @@ from agent.store.records import (
     StoreStats,
     check_text,
 )
+from agent.store.shielded import finish
 
 __all__ = ["PostgresStore"]
 
@@ -105,13 +106,7 @@ class PostgresStore:
                 async with self._pool.acquire() as conn, conn.transaction():
                     return await work(conn)
 
-        task = asyncio.ensure_future(run())
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            with contextlib.suppress(BaseException):
-                await task
-            raise
+        return await finish(asyncio.ensure_future(run()))
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         with _mapped():

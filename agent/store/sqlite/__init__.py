@@ -39,6 +39,7 @@ from agent.store.records import (
     StoreStats,
     check_text,
 )
+from agent.store.shielded import finish
 from agent.store.sqlite import holding, writes
 from agent.store.sqlite.rows import chat_from_row, message_from_row
 
@@ -86,19 +87,6 @@ def _mapped() -> Iterator[None]:
         raise StoreError(f"SQLite: {exc}") from exc
     except sqlite3.Error as exc:
         raise StoreError(f"SQLite: {type(exc).__name__}: {exc}") from exc
-
-
-async def _finish(future: asyncio.Future[T]) -> T:
-    """Await a started transaction; if we are cancelled, let it end first, then propagate."""
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        while not future.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({future})
-        if not future.cancelled():
-            future.exception()  # retrieved: the caller's cancellation is what propagates
-        raise
 
 
 def _passive_checkpoint(path: str) -> int:
@@ -206,7 +194,7 @@ class SqliteStore:
                 return result
 
         loop = asyncio.get_running_loop()
-        return await _finish(loop.run_in_executor(self._write_thread, run))
+        return await finish(loop.run_in_executor(self._write_thread, run))
 
     def _after_write(self, pages: int) -> None:
         """Count roughly how many pages went into the WAL; past ~1,000 (SQLite's own default
