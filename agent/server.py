@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from livekit import rtc
 from livekit.agents import (
     AgentServer,
     AgentSession,
+    InterruptionOptions,
     JobContext,
     JobProcess,
     llm,
@@ -88,17 +89,24 @@ def openai_providers(settings: Settings) -> Providers:
 
 
 def build_session(
-    vad: lk_vad.VAD, providers: Providers, *, simulated: bool = False
+    vad: lk_vad.VAD,
+    providers: Providers,
+    *,
+    adaptive_interruption: bool = False,
+    simulated: bool = False,
 ) -> AgentSession[None]:
-    """The one session factory. `simulated` is for a caller with no echo path (the
-    simulator's): no AEC warm-up, which would drop the caller's speech during the agent's
-    first seconds of talking."""
+    """The one session factory. Interruptions are decided by the local VAD unless
+    `adaptive_interruption` lets LiveKit choose (which, under `dev`, sends the caller's audio
+    to LiveKit Cloud). `simulated` is for a caller with no echo path (the simulator's): no AEC
+    warm-up, which would drop the caller's speech during the agent's first seconds of
+    talking."""
+    interruption: InterruptionOptions = {} if adaptive_interruption else {"mode": "vad"}
     return AgentSession(
         vad=vad,
         stt=providers.stt,
         llm=providers.llm,
         tts=providers.tts,
-        turn_handling={"turn_detection": "vad"},
+        turn_handling={"turn_detection": "vad", "interruption": interruption},
         aec_warmup_duration=0.0 if simulated else NOT_GIVEN,
     )
 
@@ -109,8 +117,21 @@ async def open_writer(settings: Settings, store: Store | None = None) -> Writer:
     return await Writer.start(store, settings.journal_dir, opts)
 
 
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What LiveKit hands a call: the room, the caller in it, and the job's id and metadata
+    (`agentctl dispatch create --metadata/--chat-id` sets the metadata)."""
+
+    room: rtc.Room
+    caller: rtc.Participant
+    id: str
+    metadata: str = ""
+
+
 class Call:
-    """One caller in one room: a session with capture and prosody wired on."""
+    """One caller in one room: a session with capture, prosody, resume and control wired on.
+    The worker's entrypoint and `agentctl simulate` both make one with `for_job` and start it
+    with `serve`: one path into a call."""
 
     def __init__(
         self,
@@ -129,7 +150,12 @@ class Call:
         self.state = CallState(
             call_id=new_call_id(), owner=owner, chat_id=new_chat_id(), room=room, job_id=job_id
         )
-        self.session = build_session(vad, providers, simulated=simulated)
+        self.session = build_session(
+            vad,
+            providers,
+            adaptive_interruption=settings.adaptive_interruption,
+            simulated=simulated,
+        )
         self.prosody = AcousticStream(vad) if settings.prosody else None
         self.capture = Capture(self.state, writer, agent_name=settings.name or None)
         self.agent = Assistant(
@@ -149,10 +175,39 @@ class Call:
             on_loaded=self._loaded,
         )
         self.capture.on_taken_over = self.switcher.taken_over
+        self.on_ended: Callable[[CallEnd], None] | None = None
+        """Told how the call ended, once everything it said is saved."""
+        self._writer = writer
         self._settings = settings
         self.control: ControlChannel | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._ended: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_job(
+        cls,
+        settings: Settings,
+        writer: Writer,
+        vad: lk_vad.VAD,
+        providers: Providers,
+        job: Job,
+        **options: Any,
+    ) -> Call:
+        """A call for the job's caller (`options`: tools, trace, simulated)."""
+        return cls(
+            settings, writer, vad, providers,
+            owner=job.caller.identity, room=job.room.name, job_id=job.id, **options,
+        )  # fmt: skip
+
+    async def serve(self, job: Job, **start_options: Any) -> None:
+        """Serve the job's caller: let a killed process's journal reach the store, open the
+        chat the caller asked for (or resumes, or a new one), start the session
+        (`start_options` go to `AgentSession.start`), and take commands from the caller's
+        app."""
+        await replayed(self._writer, self._settings.context_load_timeout_s)
+        requested = requested_chat_id(job.metadata, job.caller.attributes)
+        await self.start(requested_chat_id=requested, **start_options)
+        self.attach_control(job.room)
 
     async def start(self, *, requested_chat_id: str | None = None, **start_options: Any) -> None:
         """Open the caller's chat (§7: the one asked for, or a recent one to resume, or a new
@@ -211,6 +266,8 @@ class Call:
             log.warning("call.end_timeout", call_id=self.state.call_id)
         await self.summarizer.aclose(SUMMARY_WAIT_S)
         log.info("call.ended", call_id=self.state.call_id, end_reason=how)
+        if self.on_ended is not None:
+            self.on_ended(how)
 
     async def _beat(self) -> None:
         """Refresh the row by which the call holds its chat; when another call of the caller
@@ -243,25 +300,20 @@ async def entrypoint(ctx: JobContext) -> None:
     writer = await open_writer(settings)
     await ctx.connect()
     caller = await ctx.wait_for_participant()
-    await replayed(writer, settings.context_load_timeout_s)
-    call = Call(
-        settings,
-        writer,
-        ctx.proc.userdata["vad"],
-        openai_providers(settings),
-        owner=caller.identity,
-        room=ctx.room.name,
-        job_id=ctx.job.id,
-    )
+    job = Job(ctx.room, caller, ctx.job.id, ctx.job.metadata)
+    call = Call.for_job(settings, writer, ctx.proc.userdata["vad"], openai_providers(settings), job)
 
     async def on_shutdown(reason: str) -> None:
         await call.end("shutdown")
         await writer.aclose()
 
+    def on_ended(how: CallEnd) -> None:  # the caller is gone: free the process for the next
+        if how != "shutdown":
+            ctx.shutdown(reason=f"call ended: {how}")
+
     ctx.add_shutdown_callback(on_shutdown)
-    requested = requested_chat_id(ctx.job.metadata, caller.attributes)
-    await call.start(requested_chat_id=requested, room=ctx.room)
-    call.attach_control(ctx.room)
+    call.on_ended = on_ended
+    await call.serve(job, room=ctx.room)
 
 
 async def replayed(writer: Writer, timeout_s: float) -> None:
@@ -275,8 +327,22 @@ async def replayed(writer: Writer, timeout_s: float) -> None:
 
 
 def build_server(settings: Settings) -> AgentServer:
-    server = AgentServer(setup_fnc=prewarm)
+    options: dict[str, Any] = {
+        "host": settings.http_host,
+        "port": settings.http_port,
+        "load_threshold": settings.load_threshold,
+        "num_idle_processes": settings.idle_processes,
+        "drain_timeout": settings.drain_timeout_s,
+    }
+    server = AgentServer(
+        setup_fnc=prewarm, **{name: v for name, v in options.items() if v is not None}
+    )
     server.rtc_session(entrypoint, agent_name=settings.name)
+
+    def registered(worker_id: str, *_: Any) -> None:  # tells a supervisor the worker is ready
+        log.info("worker.registered", worker_id=worker_id, agent_name=settings.name)
+
+    server.on("worker_registered", registered)
     sweeping: list[asyncio.Task[None]] = []  # a reference, so the task is never collected
 
     def start_sweeping() -> None:  # in the worker's main process, once

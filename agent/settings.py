@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import ConfigError
@@ -62,6 +62,22 @@ class Settings(BaseSettings):
     control_rate: float = Field(5.0, gt=0)
     control_burst: int = Field(10, ge=1)
 
+    # The worker process (LiveKit's AgentServer); unset means LiveKit's own default
+    http_host: str = ""
+    """Where the health check listens; empty = every interface (a container's probe)."""
+    http_port: int | None = Field(None, ge=0, le=65535)
+    """The health check's port: LiveKit's default is 8081 under `start`, a free one under `dev`."""
+    load_threshold: float | None = Field(None, gt=0)
+    """Above this CPU load the worker takes no new calls (LiveKit's default: 0.7)."""
+    idle_processes: int | None = Field(None, ge=0)
+    """Job processes kept warm for the next call (LiveKit's default: one per core)."""
+    drain_timeout_s: int | None = Field(None, ge=0)
+    """At SIGTERM, how long the worker lets its calls finish (LiveKit's default: 1 hour)."""
+    adaptive_interruption: bool = False
+    """LiveKit's adaptive interruption detection, which sends the caller's audio to LiveKit
+    Cloud's inference gateway. Off: interruptions are decided by the local VAD, and the worker
+    connects to nothing but LiveKit, the models and the store."""
+
     # Logs (§9)
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -75,14 +91,26 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr = Field(SecretStr(""), validation_alias=_plain("OPENAI_API_KEY"))
     openai_base_url: str = Field("", validation_alias=_plain("OPENAI_BASE_URL"))
 
-    def missing_for_worker(self) -> list[str]:
-        """The variables the worker cannot connect without."""
+    @field_validator(
+        "http_port", "load_threshold", "idle_processes", "drain_timeout_s", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`AGENT_HTTP_PORT=` (as `config/example.env` lists it) means LiveKit's default."""
+        return None if value == "" else value
+
+    def missing_for_worker(self, *, livekit: bool = True) -> list[str]:
+        """The variables the worker cannot serve a call without (`livekit=False`: the models
+        only, for a run that brings its own LiveKit server)."""
         wanted = {
             "LIVEKIT_URL": self.livekit_url,
             "LIVEKIT_API_KEY": self.livekit_api_key.get_secret_value(),
             "LIVEKIT_API_SECRET": self.livekit_api_secret.get_secret_value(),
         }
-        return [name for name, value in wanted.items() if not value]
+        missing = [name for name, value in wanted.items() if livekit and not value]
+        if not (self.openai_api_key.get_secret_value() or self.openai_base_url):
+            missing.append("OPENAI_API_KEY (or OPENAI_BASE_URL)")
+        return missing
 
 
 def _variable(field: str) -> str:

@@ -68,8 +68,8 @@ def test_the_images_command_migrates_then_starts_the_worker_with_the_images_sett
     assert (tmp_path / "agent.db").exists()  # migrated first
     assert done.returncode == 1  # then the worker refused to start without credentials, in one line
     assert done.stderr.strip().splitlines()[-1] == (
-        "agent: set LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET in .env or the environment "
-        "(see config/example.env)"
+        "agent: set LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET, OPENAI_API_KEY "
+        "(or OPENAI_BASE_URL) in .env or the environment (see config/example.env)"
     )
 
 

@@ -69,10 +69,23 @@ def _worker(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
 
 
 def test_the_worker_names_the_missing_livekit_settings_in_one_line(tmp_path: Path) -> None:
-    done = _worker(tmp_path, "start", LIVEKIT_URL="ws://localhost:7880")
+    done = _worker(tmp_path, "start", LIVEKIT_URL="ws://localhost:7880", OPENAI_API_KEY="sk-x")
     assert done.returncode == 1
     assert done.stderr == (
         "agent: set LIVEKIT_API_KEY, LIVEKIT_API_SECRET in .env or the environment "
+        "(see config/example.env)\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["start", "dev"])
+def test_the_worker_says_in_one_line_that_it_needs_model_credentials(
+    tmp_path: Path, command: str
+) -> None:
+    livekit = {"LIVEKIT_URL": "ws://localhost:7880", "LIVEKIT_API_KEY": "devkey"}
+    done = _worker(tmp_path, command, LIVEKIT_API_SECRET="secret", **livekit)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "agent: set OPENAI_API_KEY (or OPENAI_BASE_URL) in .env or the environment "
         "(see config/example.env)\n"
     )
 
@@ -84,6 +97,7 @@ def test_the_worker_refuses_a_database_that_is_not_migrated(tmp_path: Path) -> N
         LIVEKIT_URL="ws://localhost:7880",
         LIVEKIT_API_KEY="devkey",
         LIVEKIT_API_SECRET="secret",
+        OPENAI_BASE_URL="http://127.0.0.1:9/v1",
         AGENT_DB_URL=f"sqlite:///{tmp_path}/fresh.db",
     )
     assert done.returncode == 1

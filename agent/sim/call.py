@@ -20,8 +20,7 @@ from livekit.agents.voice.transcription.synchronizer import TranscriptSynchroniz
 from agent.assistant import Trace
 from agent.capture import CallEnd
 from agent.control.channel import RPC_METHOD
-from agent.resume import requested_chat_id
-from agent.server import Call, Providers
+from agent.server import Call, Job, Providers
 from agent.settings import Settings
 from agent.sim.io import LocalParticipant, RemoteParticipant, Room, ScriptedMic, Speaker, Transcript
 from agent.sim.speech import Pcm
@@ -66,18 +65,16 @@ class SimCall:
         self.mic = ScriptedMic(realtime=self.realtime_mic)
         self.speaker = Speaker()
         self.transcript = Transcript()
-        self.call = Call(
-            self.settings,
-            self.writer,
-            self.vad,
-            self.providers,
-            owner=self.caller,
-            room=self.room_name,
-            job_id=f"sim-job-{int(time.time() * 1000)}",
-            tools=self.tools,
-            trace=self.trace,
-            simulated=True,
+        self.job = Job(
+            self.room,
+            self.caller_participant,  # type: ignore[arg-type]  # as the SFU would assert it
+            id=f"sim-job-{int(time.time() * 1000)}",
+            metadata=self.job_metadata or "",
         )
+        self.call = Call.for_job(
+            self.settings, self.writer, self.vad, self.providers, self.job,
+            tools=self.tools, trace=self.trace, simulated=True,
+        )  # fmt: skip
         self.session = self.call.session
         self.items: list[llm.ChatMessage] = []
         self._changed = asyncio.Event()
@@ -96,9 +93,7 @@ class SimCall:
         self.session.output.audio = sync.audio_output
         self.session.output.transcription = sync.text_output
         self._sync = sync
-        requested = requested_chat_id(self.job_metadata, self.caller_participant.attributes)
-        await self.call.start(requested_chat_id=requested, session_host=False, record=False)
-        self.call.attach_control(self.room)
+        await self.call.serve(self.job, session_host=False, record=False)
         if self.call.switcher.started.resumed:  # a returning caller is greeted: let it finish
             await self.wait_for(lambda: self._count("assistant") > 0)
             await self.settle()

@@ -7,6 +7,11 @@ assert on the requests it records (LIVEKIT_NOTES.md, "Models offline").
   are answered from `summaries` instead, so a background summary never takes a call's reply.
 - `POST /v1/audio/transcriptions`: the text of the known clip the audio matches.
 - `POST /v1/audio/speech`: espeak-ng speech as 24 kHz 16-bit PCM.
+
+In a process of its own (`python -m agent.sim.openai_server`), as a real provider would be, it
+is also told what to expect and asked what it received over HTTP: `POST /sim/clips` (a text
+and an espeak-ng voice to recognize), `POST /sim/replies` (replies to give, in order) and
+`GET /sim/requests` (every request so far).
 """
 
 from __future__ import annotations
@@ -108,6 +113,9 @@ class LocalOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/audio/transcriptions", self._transcribe)
         app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_post("/sim/clips", self._learn)
+        app.router.add_post("/sim/replies", self._script)
+        app.router.add_get("/sim/requests", self._recorded)
         self._runner, port = await serve_locally(app)
         self.base_url = f"http://127.0.0.1:{port}/v1"
         return self.base_url
@@ -188,6 +196,21 @@ class LocalOpenAI:
             headers={"Content-Type": "audio/pcm", "x-request-id": f"req_{next(self._ids)}"},
         )
 
+    async def _learn(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        voice, rate = Voice(**body.get("voice", {})), int(body.get("rate", ESPEAK_RATE))
+        samples = resample(await espeak(body["text"], voice), ESPEAK_RATE, rate)
+        self.recognizer.learn(body["text"], samples, rate)
+        return web.json_response({"learned": body["text"]})
+
+    async def _script(self, request: web.Request) -> web.Response:
+        replies = (await request.json())["replies"]
+        self.script(str(r) for r in replies)
+        return web.json_response({"queued": len(self.replies)})
+
+    async def _recorded(self, request: web.Request) -> web.Response:
+        return web.json_response([{"path": r.path, "body": r.body} for r in self.requests])
+
 
 async def _serve(texts: list[str], mic_rate: int) -> None:
     """Serve until stdin closes, knowing the clips of `texts` in espeak-ng's default voice."""
@@ -202,6 +225,8 @@ async def _serve(texts: list[str], mic_rate: int) -> None:
 
 if __name__ == "__main__":
     # A server in a process of its own, as a real provider would be: for benchmarks, where
-    # sharing the caller's event loop would add its work to what is measured.
-    #   python -m agent.sim.openai_server MIC_RATE "first utterance" "second utterance" ...
-    asyncio.run(_serve(sys.argv[2:], int(sys.argv[1])))
+    # sharing the caller's event loop would add its work to what is measured, and for the
+    # end-to-end tests, whose worker is a process of its own too. It prints its base URL and
+    # serves until its standard input closes.
+    #   python -m agent.sim.openai_server [MIC_RATE "first utterance" "second utterance" ...]
+    asyncio.run(_serve(sys.argv[2:], int(sys.argv[1]) if len(sys.argv) > 1 else ESPEAK_RATE))

@@ -1,0 +1,151 @@
+"""End-to-end tests on the real LiveKit server: one `livekit-server` on loopback for the whole
+run (from config/livekit.yaml, on free ports), and per test a stand-in model server and
+workers, each in its own process, and callers on LiveKit's rtc client."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.livekit_server import LocalServer, find_binary, pinned_version
+from agent.store import Store
+from tests.live.harness import ROOT, Caller, ModelServer, Worker, clean_env, free_port, token
+
+
+@pytest.fixture(scope="session")
+def livekit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    binary = find_binary(ROOT, pinned_version(ROOT / "config"))
+    folder = tmp_path_factory.mktemp("livekit")
+    with (folder / "server.log").open("wb") as log:
+        server = LocalServer(
+            binary,
+            ROOT / "config" / "livekit.yaml",
+            port=free_port(),
+            udp_port=free_port(socket.SOCK_DGRAM),
+            log=log,
+        )
+        server.start()
+        yield server
+        server.stop()
+
+
+@pytest.fixture
+def room() -> str:
+    """A room of this test's own."""
+    return f"room-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def model_server() -> AsyncIterator[ModelServer]:
+    server = ModelServer()
+    await server.start()
+    yield server
+    await server.aclose()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/agent.db"
+
+
+@pytest.fixture
+def reader(store: Store) -> Store:
+    """The test's own view of the store the workers write (migrated, as `scripts/run` does)."""
+    return store
+
+
+@pytest.fixture
+def operator_env(livekit_server: LocalServer, db_url: str) -> dict[str, str]:
+    """What an operator's `agentctl` runs with: the LiveKit server's URL and key, the store."""
+    return clean_env(
+        LIVEKIT_URL=livekit_server.url,
+        LIVEKIT_API_KEY=livekit_server.api_key,
+        LIVEKIT_API_SECRET=livekit_server.api_secret,
+        AGENT_DB_URL=db_url,
+    )
+
+
+StartWorker = Callable[..., Awaitable[Worker]]
+
+
+def worker_env(
+    server: LocalServer, model: ModelServer, db_url: str, folder: Path, **settings: str
+) -> dict[str, str]:
+    """The environment a worker is started with: everything it needs, and nothing of ours."""
+    return clean_env(
+        LIVEKIT_URL=server.url,
+        LIVEKIT_API_KEY=server.api_key,
+        LIVEKIT_API_SECRET=server.api_secret,
+        OPENAI_BASE_URL=model.base_url,
+        OPENAI_API_KEY="test-key",
+        AGENT_DB_URL=db_url,
+        AGENT_JOURNAL_DIR=str(folder / "journal"),
+        AGENT_HTTP_HOST="127.0.0.1",
+        AGENT_HTTP_PORT=str(free_port()),
+        AGENT_LOAD_THRESHOLD="2",  # a loaded test machine still takes the call
+        AGENT_IDLE_PROCESSES="1",
+        AGENT_INSTRUCTIONS="You are a helpful travel assistant.",
+        **settings,
+    )
+
+
+@pytest.fixture
+async def start_worker(
+    livekit_server: LocalServer,
+    model_server: ModelServer,
+    db_url: str,
+    reader: Store,
+    tmp_path: Path,
+) -> AsyncIterator[StartWorker]:
+    started: list[Worker] = []
+
+    async def start(
+        *, db: str | None = None, command: str = "start", wrapper: list[str] | None = None,
+        **settings: str,
+    ) -> Worker:  # fmt: skip
+        """A worker registered with the server; `settings` are AGENT_* variables by name."""
+        folder = tmp_path / f"worker{len(started) + 1}"
+        folder.mkdir()
+        env = worker_env(livekit_server, model_server, db or db_url, folder, **settings)
+        worker = Worker(env, folder / "worker.log", command=command, wrapper=wrapper or [])
+        started.append(worker)
+        await worker.start()
+        return worker
+
+    yield start
+    for worker in started:
+        await worker.stop()
+
+
+Join = Callable[..., Awaitable[Caller]]
+
+
+@pytest.fixture
+async def join(livekit_server: LocalServer, room: str) -> AsyncIterator[Join]:
+    callers: list[Caller] = []
+
+    async def join_as(
+        identity: str = "alice",
+        *,
+        attributes: dict[str, str] | None = None,
+        jwt: str | None = None,
+        microphone: bool = True,
+        in_room: str | None = None,
+    ) -> Caller:
+        """A caller in the test's room (or `in_room`), with a token of their own (or `jwt`)."""
+        jwt = jwt or token(
+            livekit_server.api_key, livekit_server.api_secret, in_room or room, identity,
+            attributes,
+        )  # fmt: skip
+        caller = Caller(livekit_server.url, jwt, identity)
+        callers.append(caller)
+        await caller.join(microphone=microphone)
+        return caller
+
+    yield join_as
+    for caller in callers:
+        await caller.leave()
