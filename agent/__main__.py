@@ -31,6 +31,8 @@ async def check_schema(settings: Settings) -> None:
 
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if {"--help", "-h"} & set(sys.argv[2:]):
+        command = "--help"  # LiveKit's CLI explains the command; nothing to check
     try:
         settings = load_settings()
         missing = settings.missing_for_worker() if command in NEEDS_SERVER else []

@@ -9,10 +9,12 @@ import contextlib
 import datetime
 import json
 import time
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
 from agent.cli.render import dumps, emit, iso, parse_duration, table
@@ -65,6 +67,10 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _credentials(settings: Settings, *, url: bool = True) -> tuple[str, str, str]:
+    # LiveKit's development secret ("secret") is shorter than PyJWT likes, and it says so on
+    # stderr at every signature; the LiveKit server warns about short secrets itself, and this
+    # CLI's stderr is for its one-line errors.
+    warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
     values = {
         "LIVEKIT_URL": settings.livekit_url if url else "-",
         "LIVEKIT_API_KEY": settings.livekit_api_key.get_secret_value(),

@@ -33,6 +33,8 @@ STATE_ATTRIBUTE = "lk.agent.state"
 CHAT_ATTRIBUTE = "agent.chat_id"
 TURN_TIMEOUT_S = 40.0
 REPLY_TIMEOUT_S = 10.0
+SETTLE_S = 1.0
+"""How long after the agent subscribes to the microphone the caller starts to speak."""
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 VOICE = Voice()
@@ -267,6 +269,10 @@ class Caller:
         self._speech: asyncio.Queue[tuple[Pcm, asyncio.Future[None]]] = asyncio.Queue()
         self._mic: asyncio.Task[None] | None = None
         self._source: rtc.AudioSource | None = None
+        self._heard = asyncio.Event()
+        """The agent has subscribed to the microphone."""
+        self._heard_at = 0.0
+        self.room.on("local_track_subscribed", self._on_subscribed)
         self.room.on("data_received", self._on_data)
         self.room.on("participant_attributes_changed", self._on_attributes)
 
@@ -329,6 +335,10 @@ class Caller:
     async def say(self, text: str, voice: Voice = VOICE) -> None:
         """Speak `text` (espeak-ng) into the microphone in real time; returns once it is said."""
         pcm = resample(await espeak(text, voice), ESPEAK_RATE, RATE)
+        await asyncio.wait_for(self._heard.wait(), 30)
+        # the first ~100 ms of media after a subscription can be lost while the path settles
+        # (a clipped first word, seen here); a person waits a moment too before speaking
+        await asyncio.sleep(max(0.0, self._heard_at + SETTLE_S - time.monotonic()))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._speech.put((pcm, done))
         await asyncio.wait_for(done, len(pcm) / RATE + 30)
@@ -407,14 +417,20 @@ class Caller:
         await self.send(payload)
 
         def reply_packet() -> dict[str, Any] | None:
+            """The reply to this request: `re` is its id, or null for a request refused
+            before its id was read (raw bytes: the first reply)."""
             for p in self.packets[seen:]:
                 reply = p.payload if isinstance(p.payload, dict) and "re" in p.payload else None
-                if reply is not None and request_id in (None, reply["re"]):
+                if reply is not None and (request_id is None or reply["re"] in (None, request_id)):
                     return reply
             return None
 
         found: dict[str, Any] = await wait_until(reply_packet, REPLY_TIMEOUT_S, "a reply")
         return found
+
+    def _on_subscribed(self, publication: rtc.LocalTrackPublication) -> None:
+        self._heard_at = time.monotonic()
+        self._heard.set()
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
         try:
