@@ -1,4 +1,4 @@
-# The voice-agent worker (DESIGN §8, §9). Build: docker build -t voice-agent .
+# The voice-agent worker (docs/operations.md). Build: docker build -t voice-agent .
 # Run:   docker run --env-file .env -v agent-data:/data voice-agent
 # Compose examples beside LiveKit's own server: config/compose.dev.yaml, config/compose.postgres.yaml
 FROM python:3.11-slim

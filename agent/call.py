@@ -16,7 +16,7 @@ class CallState:
     room: str | None = None
     job_id: str | None = None
     baseline: Baseline = field(default_factory=Baseline)
-    """The caller's prosody baseline, kept in the chat's metadata (§5)."""
+    """The caller's prosody baseline, kept in the chat's metadata (docs/prosody.md)."""
     pending_extra: tuple[str, dict[str, Any]] | None = None
     """The last user turn's transcript and what was measured of it (`ChatMessage.extra`:
     prosody and speech times), until its message reaches history."""

@@ -1,4 +1,4 @@
-"""Capture (DESIGN §4): every finalized message of a call, handed to the writer the moment it
+"""Capture (docs/store.md): every finalized message of a call, handed to the writer the moment it
 finalizes. The session's callbacks are synchronous and on the call's path, so they only build
 a record and submit it (microseconds); the writer commits off the loop. Nothing here raises
 into the session, and message text never reaches a log.
@@ -60,7 +60,7 @@ def message_record(item: llm.ChatMessage, chat_id: str, call_id: str) -> NewMess
 
 
 def call_row(state: CallState, chat_id: str, call_id: str, at: float) -> NewCall:
-    """The row by which call `call_id` holds `chat_id` (§7)."""
+    """The row by which call `call_id` holds `chat_id` (docs/resume.md)."""
     return NewCall(
         id=call_id,
         chat_id=chat_id,
@@ -168,7 +168,7 @@ class Capture:
                 pending = state.pending_extra
                 if pending is not None and pending[0] == (item.text_content or ""):
                     # preemptive generation stores another message object than the one
-                    # on_user_turn_completed saw: carry what it measured over (LIVEKIT_NOTES.md)
+                    # on_user_turn_completed saw: carry what it measured over (docs/livekit.md)
                     for key, value in pending[1].items():
                         item.extra.setdefault(key, value)
                     state.pending_extra = None

@@ -1,4 +1,4 @@
-"""Rebuilding the LLM context from stored messages (DESIGN §7), as a pure function.
+"""Rebuilding the LLM context from stored messages (docs/resume.md), as a pure function.
 
 The newest messages are kept first, within a token estimate and a message count; a tool call
 and its result are kept or dropped together. Stored text is untrusted: it only ever becomes a

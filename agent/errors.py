@@ -5,12 +5,12 @@
     ├── InvalidInput            a value a caller or operator gave cannot be accepted
     │   └── InvalidText         text with NUL, unpaired surrogates, or over the size limit
     ├── NotFound                no such chat for this owner (another owner's chat included)
-    ├── TakenOver               another call of the same caller now holds the chat (§7)
+    ├── TakenOver               another call of the same caller now holds the chat (docs/resume.md)
     └── StoreError              the store could not do what was asked
         ├── StoreUnavailable    the database cannot be reached or is locked: retry later
         └── SchemaError         the database schema is missing, behind or ahead of this code
 
-Each error carries a stable `code` that replies and CLI output use (DESIGN §6 error codes).
+Each error carries a stable `code` that replies and CLI output use (docs/control.md, error codes).
 Driver errors (`sqlite3.Error`, asyncpg's) are translated in the backend module with
 `raise ... from exc`; nothing outside `agent/store/<backend>.py` sees them.
 """
@@ -33,7 +33,7 @@ class InvalidInput(AgentError):
 
 
 class InvalidText(InvalidInput):
-    """Text that is refused the same way by every backend (DESIGN §3)."""
+    """Text that is refused the same way by every backend (docs/store.md)."""
 
 
 class NotFound(AgentError):
@@ -41,8 +41,8 @@ class NotFound(AgentError):
 
 
 class TakenOver(AgentError):
-    """The call no longer holds its chat: a newer call of the same caller took it over (§7).
-    What it writes from now on belongs in a chat of its own."""
+    """The call no longer holds its chat: a newer call of the same caller took it over
+    (docs/resume.md). What it writes from now on belongs in a chat of its own."""
 
     code = "taken_over"
 

@@ -1,4 +1,4 @@
-"""Structured logs (DESIGN §9): structlog rendered through the standard library.
+"""Structured logs (docs/operations.md): structlog rendered through the standard library.
 
 Our loggers hand each event to `logging` as a record (`render_to_log_kwargs` last) so that
 LiveKit's job processes forward it to the worker like any other record, with its fields as

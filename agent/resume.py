@@ -1,5 +1,5 @@
-"""Resume (DESIGN §7): which chat a call asks for, and a chat's newest messages loaded back into
-an LLM context within a time budget. The switcher (`agent/switch.py`) decides when."""
+"""Resume (docs/resume.md): which chat a call asks for, and a chat's newest messages loaded back
+into an LLM context within a time budget. The switcher (`agent/switch.py`) decides when."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The composition root (STYLE.md): the only place that builds things and wires them.
+"""The composition root (docs/architecture.md): the only place that builds things and wires them.
 
 Read top to bottom, this is the table of contents of the agent: the providers, the one session
 factory (shared by the worker, `agentctl simulate` and the tests), and a call — its state,
@@ -210,8 +210,8 @@ class Call:
         self.attach_control(job.room)
 
     async def start(self, *, requested_chat_id: str | None = None, **start_options: Any) -> None:
-        """Open the caller's chat (§7: the one asked for, or a recent one to resume, or a new
-        one), then start the session; a returning caller is greeted as one."""
+        """Open the caller's chat (docs/resume.md: the one asked for, or a recent one to resume, or
+        a new one), then start the session; a returning caller is greeted as one."""
         opened = await self.switcher.open(
             requested_chat_id, window_s=self._settings.resume_window_s
         )
@@ -228,7 +228,7 @@ class Call:
         )  # fmt: skip
 
     def attach_control(self, room: rtc.Room) -> None:
-        """Let the caller's app command this call over the room (DESIGN §6)."""
+        """Let the caller's app command this call over the room (docs/control.md)."""
         settings = self._settings
         dispatcher = Dispatcher(
             self.store,
@@ -271,7 +271,7 @@ class Call:
 
     async def _beat(self) -> None:
         """Refresh the row by which the call holds its chat; when another call of the caller
-        has taken the chat over, move on to a new one (§7)."""
+        has taken the chat over, move on to a new one (docs/resume.md)."""
         while True:
             await asyncio.sleep(self._settings.heartbeat_s)
             call_id = self.state.call_id

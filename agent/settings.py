@@ -1,4 +1,4 @@
-"""Settings (DESIGN §9): one object, built once at the composition root and passed down.
+"""Settings (docs/operations.md): one object, built once at the composition root and passed down.
 
 Variables are prefixed `AGENT_`; the standard ones keep their names (`LIVEKIT_URL`, `OPENAI_API_KEY`
 …). They come from the environment and `.env`; `config/example.env` documents every one.
@@ -33,13 +33,13 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    # Store (§3, §4)
+    # Store (docs/store.md)
     db_url: str = "sqlite:///data/agent.db"
     journal_dir: str = "data/journal"
     writer_queue_max: int = Field(10_000, ge=1)
     writer_batch_max: int = Field(512, ge=1, le=10_000)
 
-    # Agent (§1)
+    # Agent (docs/architecture.md)
     name: str = ""
     instructions: str = Field(DEFAULT_INSTRUCTIONS, min_length=1)
     llm_model: str = "gpt-4o-mini"
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     tts_voice: str = "alloy"
     prosody: bool = True
 
-    # Resume (§7)
+    # Resume (docs/resume.md)
     resume_window_s: float = Field(600.0, ge=0)
     context_token_budget: int = Field(4000, ge=100)
     context_max_messages: int = Field(60, ge=1)
@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     stale_after_s: float = Field(60.0, gt=0)
     sweep_interval_s: float = Field(60.0, gt=0)
 
-    # Control (§6)
+    # Control (docs/control.md)
     control_topic: str = Field("agent.control", min_length=1)
     control_rate: float = Field(5.0, gt=0)
     control_burst: int = Field(10, ge=1)
@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     Cloud's inference gateway. Off: interruptions are decided by the local VAD, and the worker
     connects to nothing but LiveKit, the models and the store."""
 
-    # Logs (§9)
+    # Logs (docs/operations.md)
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -1,4 +1,4 @@
-"""Background summaries (DESIGN §7): when a chat outgrows the context budget, its older part is
+"""Background summaries (docs/resume.md): when a chat outgrows the context budget, its older part is
 summarized by the configured LLM, off the reply path, and stored in `summary`/`summary_seq` for
 the next rehydration. The newest messages stay out of it: they go back into the context as they
 were said."""

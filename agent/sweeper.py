@@ -1,4 +1,4 @@
-"""The sweeper (DESIGN §7): chats left active by a call that stopped heartbeating (a crashed
+"""The sweeper (docs/resume.md): chats left active by a call that stopped heartbeating (a crashed
 worker, a lost connection) become `interrupted`/`lost`, or are deleted when nobody spoke. It
 runs in the worker's main process at start and every minute, and as `agentctl sweep`."""
 

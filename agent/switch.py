@@ -1,4 +1,4 @@
-"""The call's current chat (DESIGN §6, §7): the chat a call starts in, `new_chat`,
+"""The call's current chat (docs/control.md, docs/resume.md): the chat a call starts in, `new_chat`,
 `resume_chat`, and moving on when a newer call of the caller takes the chat over. The call's
 state, records and LLM context move together, and the caller's app is told through
 `on_started`."""
@@ -37,8 +37,8 @@ RETURNING = (
 
 @dataclass(frozen=True, slots=True)
 class ChatStarted:
-    """The `chat.started` event of §6. `reason` says why a requested chat was not resumed
-    (`not_found`, `unavailable`, `timeout`) or why the call moved on (`taken_over`)."""
+    """The `chat.started` event (docs/control.md). `reason` says why a requested chat was not
+    resumed (`not_found`, `unavailable`, `timeout`) or why the call moved on (`taken_over`)."""
 
     chat_id: str
     resumed: bool
@@ -85,7 +85,7 @@ class ChatSwitcher:
         return self._state.chat_id
 
     async def open(self, requested: str | None, *, window_s: float) -> ChatStarted:
-        """Pick the call's first chat (§7): `requested` if the caller owns it; else the
+        """Pick the call's first chat (docs/resume.md): `requested` if the caller owns it; else the
         caller's most recent chat if it is still active, or ended by hang-up, loss or shutdown
         within `window_s`; else a new chat. Choosing, claiming and loading share one time
         budget: past it, or with the store down, the call starts with what it has."""

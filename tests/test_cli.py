@@ -1,4 +1,4 @@
-"""`agentctl` history and db commands (DESIGN §8) on a real temporary database."""
+"""`agentctl` history and db commands (docs/operations.md) on a real temporary database."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rebuilding the LLM context from stored messages (DESIGN §7): newest first within budgets,
+"""Rebuilding the LLM context from stored messages (docs/resume.md): newest first within budgets,
 tool pairs together, stored text never in a system role."""
 
 from __future__ import annotations

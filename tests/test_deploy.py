@@ -1,4 +1,4 @@
-"""The container image and the compose examples (issue 6). No Docker engine runs here, so what
+"""The container image and the compose examples. No Docker engine runs here, so what
 can be checked is checked: the image's command line runs as written with the image's settings,
 its health check points at the worker's port, and every setting the examples pass is one the
 agent knows and accepts."""

@@ -1,4 +1,5 @@
-"""Ids are made by the writer before a write (DESIGN §3): `chat_<uuid7 hex>`, `call_<uuid7 hex>`."""
+"""Ids are made by the writer before a write (docs/store.md): `chat_<uuid7 hex>`, `call_<uuid7
+hex>`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Pure rules of resume (DESIGN §7): which chat a call asks for, and what a summary folds in."""
+"""Pure rules of resume (docs/resume.md): which chat a call asks for, and what a summary folds
+in."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings (DESIGN §9) and what the worker says at start when something is missing."""
+"""Settings (docs/operations.md) and what the worker says at start when something is missing."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The simulator's recognizer names the clip it hears by its sound, whatever the order, padding
-or truncation (DESIGN §11: never by order)."""
+or truncation (docs/simulate.md: never by order)."""
 
 from __future__ import annotations
 

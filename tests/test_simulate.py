@@ -1,5 +1,5 @@
-"""`agentctl simulate` (DESIGN §11): a scripted two-call conversation, offline, end to end; the
-second call resumes the chat the first one hung up in (§7)."""
+"""`agentctl simulate` (docs/simulate.md): a scripted two-call conversation, offline, end to end;
+the second call resumes the chat the first one hung up in (docs/resume.md)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""`agentctl`, the operator CLI (DESIGN §8)."""
+"""`agentctl`, the operator CLI (docs/operations.md)."""

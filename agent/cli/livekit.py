@@ -1,4 +1,4 @@
-"""`agentctl dispatch …`, `rooms list`, `token` (DESIGN §8): the LiveKit server API through
+"""`agentctl dispatch …`, `rooms list`, `token` (docs/operations.md): the LiveKit server API through
 `livekit-api`, with the credentials of `LIVEKIT_URL`, `LIVEKIT_API_KEY`, `LIVEKIT_API_SECRET`.
 Every failure a user can cause is one line naming the problem."""
 
@@ -23,6 +23,9 @@ from agent.resume import MAX_CHAT_ID_CHARS
 from agent.settings import Settings
 
 TIMEOUT_S = 10.0
+NO_ROOM_NODE = "no response from servers"
+"""What a LiveKit server answers about a room no node of it holds (a room that does not
+exist, or no longer does)."""
 
 
 class ServerRefused(AgentError):
@@ -102,15 +105,18 @@ async def _server(settings: Settings, room: str | None = None) -> AsyncIterator[
 
 
 def _refused(exc: api.TwirpError, room: str | None) -> AgentError:
+    message = exc.message.removeprefix("twirp error unknown: ")
     if exc.status == 401 or exc.code in ("unauthenticated", "permission_denied"):
         return ServerRefused(
             "the LiveKit server refused the credentials: check LIVEKIT_API_KEY and "
             "LIVEKIT_API_SECRET"
         )
+    if room and message == NO_ROOM_NODE:
+        return ServerRefused(f"the LiveKit server has no room {room}")
     if exc.code == "not_found":
         where = f" (room {room})" if room else ""
-        return ServerRefused(f"the LiveKit server says: {exc.message or 'not found'}{where}")
-    return ServerRefused(f"the LiveKit server answered {exc.code}: {exc.message or exc.status}")
+        return ServerRefused(f"the LiveKit server says: {message or 'not found'}{where}")
+    return ServerRefused(f"the LiveKit server answered {exc.code}: {message or exc.status}")
 
 
 def _reason(exc: BaseException) -> str:
@@ -123,7 +129,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def job_metadata(metadata: str | None, chat_id: str | None) -> str:
-    """`--metadata` (a JSON object) with `--chat-id` merged in as `chat_id` (DESIGN §7)."""
+    """`--metadata` (a JSON object) with `--chat-id` merged in as `chat_id` (docs/resume.md)."""
     fields: dict[str, Any] = {}
     if metadata is not None:
         try:

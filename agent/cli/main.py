@@ -1,5 +1,5 @@
-"""`agentctl`: the operator CLI (DESIGN §8). Tables for people, `--json` for scripts; an error is
-one line on stderr with exit code 1 (2 for a usage error), never a traceback."""
+"""`agentctl`: the operator CLI (docs/operations.md). Tables for people, `--json` for scripts; an
+error is one line on stderr with exit code 1 (2 for a usage error), never a traceback."""
 
 from __future__ import annotations
 

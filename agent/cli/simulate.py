@@ -1,4 +1,4 @@
-"""`agentctl simulate SCRIPT`: a whole call offline (DESIGN §11)."""
+"""`agentctl simulate SCRIPT`: a whole call offline (docs/simulate.md)."""
 
 from __future__ import annotations
 

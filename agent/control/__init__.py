@@ -1,1 +1,2 @@
-"""The control channel (DESIGN §6): commands from the caller's app over data packets and RPC."""
+"""The control channel (docs/control.md): commands from the caller's app over data packets and
+RPC."""

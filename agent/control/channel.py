@@ -1,4 +1,4 @@
-"""The control channel's edge on the room (DESIGN §6): reliable data packets on the control
+"""The control channel's edge on the room (docs/control.md): reliable data packets on the control
 topic and the `agent.control` RPC method, both into one dispatcher; replies to the sender only;
 the agent's `agent.chat_id` attribute and the `chat.started` event to the caller."""
 
@@ -55,7 +55,7 @@ class ControlChannel:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
-        try:  # LiveKit's emitter must never see an exception from here (STYLE.md)
+        try:  # LiveKit's emitter must never see an exception from here (docs/livekit.md)
             if packet.topic != self._topic:
                 return
             self._own(self._serve(sender_of(packet.participant), bytes(packet.data)))

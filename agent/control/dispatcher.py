@@ -1,4 +1,4 @@
-"""The one dispatcher behind both control transports (DESIGN §6).
+"""The one dispatcher behind both control transports (docs/control.md).
 
 `handle(sender, payload)` returns the reply to send back, or None when the packet is ignored.
 In order: who sent it (only the caller this session serves), the caller's token bucket, strict

@@ -1,4 +1,4 @@
-"""Per-caller limits of the control channel (DESIGN §6): a token bucket, and the replies kept
+"""Per-caller limits of the control channel (docs/control.md): a token bucket, and the replies kept
 so that a request sent again within 10 minutes gets its first reply and acts once."""
 
 from __future__ import annotations

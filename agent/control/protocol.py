@@ -1,4 +1,4 @@
-"""The control protocol, version 1 (DESIGN §6), as pure functions over bytes and values.
+"""The control protocol, version 1 (docs/control.md), as pure functions over bytes and values.
 
 Parsing is strict and happens before any work: size first (before decoding anything), then
 UTF-8, then JSON with no duplicate keys and no NaN/Infinity, nesting at most 8 deep, no NUL or

@@ -1,1 +1,1 @@
-"""Session plugins of our own: each fits a LiveKit interface or one of ours (DESIGN §5)."""
+"""Session plugins of our own: each fits a LiveKit interface or one of ours (docs/prosody.md)."""

@@ -1,6 +1,6 @@
 """The simulated caller's side of a call: a microphone fed from the script, a speaker that
-plays the agent in real time, and a room with no server (LIVEKIT_NOTES.md, "A session with no
-room")."""
+plays the agent in real time, and a room with no server (docs/livekit.md, "The LiveKit facts
+this code relies on")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A small local server that speaks the OpenAI HTTP API, so the real `livekit-plugins-openai`
 clients run with no cloud: `agentctl simulate --offline` uses it, and so do the tests, which
-assert on the requests it records (LIVEKIT_NOTES.md, "Models offline").
+assert on the requests it records (docs/simulate.md).
 
 - `POST /v1/chat/completions` (streamed): the scripted replies in order, then an echo; a reply
   may also be a tool call or an HTTP error. The summarizer's requests (`agent/summarize.py`)

@@ -1,5 +1,5 @@
 """`agentctl simulate`: run a whole scripted call (or several) offline, with the production
-session, capture and store (DESIGN §11)."""
+session, capture and store (docs/simulate.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The simulation script format (DESIGN §11), a public interface: YAML or JSON."""
+"""The simulation script format (docs/simulate.md), a public interface: YAML or JSON."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Speech for the simulator: espeak-ng synthesis, WAV reading, and a recognizer that tells which
 known clip it heard by comparing audio (never by order, which breaks as soon as one utterance is
-dropped; LIVEKIT_NOTES.md)."""
+dropped; docs/livekit.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The store, as the rest of the agent sees it: an async protocol in domain words (DESIGN §3).
+"""The store, as the rest of the agent sees it: an async protocol in domain words (docs/store.md).
 
 One module per backend implements it (`sqlite.py`, later `postgres.py`); only that module imports
 its driver. Reads and changes made on behalf of a caller take `owner=` and never reveal another
@@ -55,12 +55,13 @@ class WriteResult:
     orphaned: list[str] = field(default_factory=list)
     """Ids of messages whose chat no longer exists (deleted by its owner): not written."""
     refused: list[str] = field(default_factory=list)
-    """Ids of messages made after their call lost the chat to another call (§7): not written."""
+    """Ids of messages made after their call lost the chat to another call (docs/resume.md): not
+    written."""
 
 
 @dataclass(frozen=True, slots=True)
 class Swept:
-    """What one sweep (§7) ended or removed."""
+    """What one sweep (docs/resume.md) ended or removed."""
 
     calls_lost: int
     chats_lost: int
@@ -124,7 +125,7 @@ class Store(Protocol):
         when `call_id` (the call closing it) has lost the chat to another call."""
         ...
 
-    # --- who holds a chat (§7) ----------------------------------------------------------
+    # --- who holds a chat (docs/resume.md) --------------------------------------------------------
 
     async def resume_candidate(self, owner: str, *, ended_since: float) -> Chat | None:
         """The owner's most recent chat, when it is still active or ended by hang-up, loss or

@@ -1,4 +1,4 @@
-"""The writer's append-only spill file (DESIGN §4): durable lines of JSON, replayed in order.
+"""The writer's append-only spill file (docs/store.md): durable lines of JSON, replayed in order.
 
 Each writer process owns one file `journal-<pid>-<random>.jsonl` in the journal folder and holds
 an exclusive `flock` on it for its whole life. A file nobody holds belongs to a process that died:

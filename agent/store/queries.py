@@ -22,7 +22,7 @@ from agent.store.records import (
 
 RESUMABLE_ENDS = ("hangup", "lost", "shutdown")
 
-# The same columns on every backend (DESIGN §3), in the order the row converters read them.
+# The same columns on every backend (docs/store.md), in the order the row converters read them.
 CHAT_COLUMNS = (
     "c.id, c.owner, c.agent_name, c.title, c.status, c.end_reason, c.created_at, c.updated_at,"
     " c.ended_at, c.summary, c.summary_seq, c.metadata,"
@@ -115,8 +115,8 @@ def append(
 
 
 def resumable(newest: Chat | None, ended_since: float) -> Chat | None:
-    """The owner's most recent chat, if a new call should resume it (§7): still active, or
-    ended by hang-up, loss or shutdown at `ended_since` or later."""
+    """The owner's most recent chat, if a new call should resume it (docs/resume.md): still active,
+    or ended by hang-up, loss or shutdown at `ended_since` or later."""
     if newest is None or newest.status == "active":
         return newest
     recent = (newest.ended_at or 0) >= ended_since

@@ -1,4 +1,4 @@
-"""What is written to and read from a store, in domain words (DESIGN §2, §3).
+"""What is written to and read from a store, in domain words (docs/store.md).
 
 Writes are pydantic models, because they cross boundaries as JSON (the writer's journal, exports)
 and must be checked before they reach any backend: the same text is accepted or refused the same
@@ -126,7 +126,7 @@ class _Record(BaseModel):
     @field_validator("metadata", mode="after", check_fields=False)
     @classmethod
     def _metadata_is_versioned(cls, value: JsonObject) -> JsonObject:
-        """`metadata` always carries "v" so later shapes can be told apart (§3)."""
+        """`metadata` always carries "v" so later shapes can be told apart (docs/store.md)."""
         return value if "v" in value else {"v": 1, **value}
 
     @property

@@ -1,5 +1,5 @@
 """A started transaction runs to its end (commit or rollback) even when whoever awaited it is
-cancelled — LiveKit cancels tasks at job shutdown (STYLE.md). Shared by every backend."""
+cancelled — LiveKit cancels tasks at job shutdown (docs/livekit.md). Shared by every backend."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The per-process writer (DESIGN §4): finalized records reach the store without the call waiting.
+"""The per-process writer (docs/store.md): finalized records reach the store without the call
+waiting.
 
 `submit()` is synchronous and O(1): it queues the record and returns a future that resolves once
 the record is durable. One task commits the queue in small batches (group commit) on the writer's

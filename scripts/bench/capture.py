@@ -1,4 +1,4 @@
-"""Capture benchmark (DESIGN §10): finalize→committed latency and event-loop lag during a
+"""Capture benchmark (docs/benchmarks.md): finalize→committed latency and event-loop lag during a
 simulated call — the real session, VAD, OpenAI plugin (against the local server) and store —
 beside the same call with capture switched off, in the same run. The stand-in OpenAI server runs
 in a process of its own, as a real provider would.
@@ -113,7 +113,10 @@ async def main() -> None:
         rows.append([f"event-loop lag p{int(q * 100)} during the call", f"{a:.2f} ms",
                      f"{b:.2f} ms", f"{a - b:+.2f} ms"])  # fmt: skip
     print_table(["metric", "capture on", "capture off", "added by capture"], rows)
-    print("\nTargets (§10): finalize→committed p99 ≤ 5 ms; capture adds ≤ 1 ms p99 of lag.")
+    print(
+        "\nTargets (docs/benchmarks.md): finalize→committed p99 ≤ 5 ms; capture adds ≤ 1 ms p99"
+        " of lag."
+    )
 
 
 if __name__ == "__main__":

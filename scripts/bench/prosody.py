@@ -1,5 +1,5 @@
-"""Prosody benchmark (DESIGN §10): ours beside Praat (praat-parselmouth) on the same audio, in
-the same run.
+"""Prosody benchmark (docs/benchmarks.md): ours beside Praat (praat-parselmouth) on the same audio,
+in the same run.
 
     .venv/bin/python scripts/bench/prosody.py [--streams 100] [--seconds 10]
 
@@ -186,8 +186,10 @@ async def main() -> None:
         called.append(result["voiced_s"] / 2.0)
     rows.append(["white noise called voiced", f"{100 * np.mean(called):.1f} %", "", ""])
     print_table(["metric", "ours", "Praat", "ratio"], rows)
-    print("\nratio: Praat's time / ours. Targets (§10): RTF ≤ 0.003, finalize ≤ 5 ms, "
-          "median F0 within 3 cents of Praat, 100 streams within one core.")  # fmt: skip
+    print(
+        "\nratio: Praat's time / ours. Targets (docs/benchmarks.md): RTF ≤ 0.003, "
+        "finalize ≤ 5 ms, median F0 within 3 cents of Praat, 100 streams within one core."
+    )
 
 
 if __name__ == "__main__":

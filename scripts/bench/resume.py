@@ -1,11 +1,11 @@
 """Resume: time from call start to a ready LLM context, for chats of 100, 1,000 and 10,000
 messages, beside openai-agents' SQLiteSession.get_items(limit) on the same chats in the same run.
 
-Ours is the whole store side of a call start (DESIGN §7): find the caller's chat to resume, claim
-it (a transaction that takes it over), read its newest messages and rebuild them into a
-`ChatContext` within the budgets — what `ChatSwitcher.open` awaits before the session starts.
-The peer only reads its newest items (it has no claim and no context to build), so the ratio
-flatters the peer.
+Ours is the whole store side of a call start (docs/resume.md): find the caller's chat to resume,
+claim it (a transaction that takes it over), read its newest messages and rebuild them into a
+`ChatContext` within the budgets — what `ChatSwitcher.open` awaits before the session starts. The
+peer only reads its newest items (it has no claim and no context to build), so the ratio flatters
+the peer.
 
     .venv/bin/python scripts/bench/resume.py [--repeats 30]
 """

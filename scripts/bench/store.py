@@ -1,5 +1,5 @@
-"""Store benchmark (DESIGN §10): finalize→committed latency, writer throughput, event-loop lag,
-and loading a 10,000-message chat — ours beside openai-agents' SQLiteSession and
+"""Store benchmark (docs/benchmarks.md): finalize→committed latency, writer throughput, event-loop
+lag, and loading a 10,000-message chat — ours beside openai-agents' SQLiteSession and
 AsyncSQLiteSession (what people would otherwise pick) on the same workloads, in the same run.
 
     .venv/bin/python scripts/bench/store.py [--seconds 5] [--calls 200] [--messages 50000]

@@ -1,5 +1,5 @@
-"""Both control transports into one dispatcher (DESIGN §6), on an unconnected `rtc.Room` used as
-the event bus with a stand-in local participant (LIVEKIT_NOTES.md)."""
+"""Both control transports into one dispatcher (docs/control.md), on an unconnected `rtc.Room` used
+as the event bus with a stand-in local participant (docs/livekit.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The control dispatcher (DESIGN §6) against a real SQLite store: every command's success
+"""The control dispatcher (docs/control.md) against a real SQLite store: every command's success
 path, the errors on their paths, and the rules (who may command, order, replay, rate)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""10,000+ generated payloads at the dispatcher (issue 4): the malformed classes of §6 and
+"""10,000+ generated payloads at the dispatcher: the malformed classes of docs/control.md and
 random mutations of valid commands, 0-70 KiB. Nothing escapes, every packet from the caller
 gets a typed error, and nothing is written."""
 
@@ -27,7 +27,7 @@ VALID = [
 
 
 def malformed(rng: random.Random) -> Iterator[bytes]:
-    """The classes §6 names, each in several shapes."""
+    """The classes docs/control.md names, each in several shapes."""
     base = json.dumps(rng.choice(VALID))
     yield base.encode()[: rng.randrange(len(base))]  # cut short
     yield rng.randbytes(rng.randrange(0, 300))  # noise

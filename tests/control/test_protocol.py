@@ -1,4 +1,5 @@
-"""Strict parsing of control requests (DESIGN §6): every malformed class gets its typed error."""
+"""Strict parsing of control requests (docs/control.md): every malformed class gets its typed
+error."""
 
 from __future__ import annotations
 

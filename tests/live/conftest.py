@@ -135,13 +135,15 @@ async def join(livekit_server: LocalServer, room: str) -> AsyncIterator[Join]:
         jwt: str | None = None,
         microphone: bool = True,
         in_room: str | None = None,
+        url: str | None = None,
     ) -> Caller:
-        """A caller in the test's room (or `in_room`), with a token of their own (or `jwt`)."""
+        """A caller in the test's room (or `in_room`), with a token of their own (or `jwt`,
+        for the server at `url`)."""
         jwt = jwt or token(
             livekit_server.api_key, livekit_server.api_secret, in_room or room, identity,
             attributes,
         )  # fmt: skip
-        caller = Caller(livekit_server.url, jwt, identity)
+        caller = Caller(url or livekit_server.url, jwt, identity)
         callers.append(caller)
         await caller.join(microphone=microphone)
         return caller

@@ -219,12 +219,21 @@ class Worker:
                     found.append(record)
         return found
 
+    def _worker_pid(self) -> int:
+        assert self._proc is not None
+        if not self.wrapper:
+            return self._proc.pid
+        children = Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children").read_text()
+        return int(children.split()[0])
+
     def events_named(self, message: str) -> list[dict[str, Any]]:
         return [e for e in self.events() if e.get("message") == message]
 
     def saw(self, message: str) -> bool:
-        """Whether the worker has logged this event."""
-        return bool(self.events_named(message))
+        """Whether the worker has logged this event (JSON under `start`, console lines under
+        `dev`)."""
+        console = f" - {message} "
+        return bool(self.events_named(message)) or console in self.log.read_text(errors="replace")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group: the worker and its job processes."""
@@ -233,10 +242,12 @@ class Worker:
             os.killpg(self._proc.pid, sig)
 
     async def stop(self, limit_s: float = 30.0) -> int:
+        """SIGTERM to the worker (under a wrapper, to the wrapped worker), as an orchestrator
+        stops it; SIGKILL to what is left after `limit_s`."""
         if self._proc is None:
             return 0
         if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
+            os.kill(self._worker_pid(), signal.SIGTERM)
         try:
             await wait_until(lambda: self.returncode is not None, limit_s, "the worker to stop")
         except TimeoutError:

@@ -1,5 +1,5 @@
-"""The prosody analyzer (DESIGN §5) on signals of known F0, against Praat as the oracle, and on
-the inputs that broke other trackers."""
+"""The prosody analyzer (docs/prosody.md) on signals of known F0, against Praat as the oracle, and
+on the inputs that broke other trackers."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Prosody on real espeak-ng speech moves the way a listener would hear it move, against the
-speaker's own baseline (DESIGN §5)."""
+speaker's own baseline (docs/prosody.md)."""
 
 from __future__ import annotations
 

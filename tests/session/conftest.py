@@ -1,6 +1,6 @@
 """A whole call in-process: the real AgentSession with the real silero VAD, espeak-ng speech
 from the simulated caller, and the real OpenAI plugin against a local server that records
-every request (LIVEKIT_NOTES.md)."""
+every request (docs/livekit.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Capture end to end (DESIGN §4, issue 3): what a call says is in the store, as it was said."""
+"""Capture end to end (docs/store.md): what a call says is in the store, as it was said."""
 
 from __future__ import annotations
 

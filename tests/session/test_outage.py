@@ -1,4 +1,4 @@
-"""No word lost under outages and crashes, on both backends (DESIGN §4, §7; issue 7): a call
+"""No word lost under outages and crashes, on both backends (docs/store.md, docs/resume.md): a call
 goes on through a 30-second store outage and every finalized message is stored once; a chat
 resumes on another worker after the first was killed."""
 

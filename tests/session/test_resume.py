@@ -1,4 +1,4 @@
-"""Resume at call start (DESIGN §7; issue 5): which chat a call opens, and the context the LLM
+"""Resume at call start (docs/resume.md): which chat a call opens, and the context the LLM
 gets back — asserted on the requests the local OpenAI-compatible server received."""
 
 from __future__ import annotations

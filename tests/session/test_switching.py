@@ -1,5 +1,5 @@
-"""Changing chats mid-call (DESIGN §6, §7; issue 4): `new_chat` keeps the closed chat whole and
-the LLM forgets it; `resume_chat` brings an earlier chat of the caller back."""
+"""Changing chats mid-call (docs/control.md, docs/resume.md): `new_chat` keeps the closed chat whole
+and the LLM forgets it; `resume_chat` brings an earlier chat of the caller back."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One live call per chat (DESIGN §7; issue 5): a newer call of the caller takes the chat over,
+"""One live call per chat (docs/resume.md): a newer call of the caller takes the chat over,
 the older call notices at its next write or heartbeat and moves to a chat of its own, a worker
 killed mid-call leaves a chat the next call resumes, and the sweeper ends what nobody resumes."""
 

@@ -1,4 +1,4 @@
-"""The store contract: every backend behaves the same (DESIGN §3)."""
+"""The store contract: every backend behaves the same (docs/store.md)."""
 
 from __future__ import annotations
 

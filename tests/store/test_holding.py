@@ -1,4 +1,4 @@
-"""The store's side of resume (DESIGN §7), on every backend: which chat a caller comes back
+"""The store's side of resume (docs/resume.md), on every backend: which chat a caller comes back
 to, one live call per chat (a compare-and-set), writes refused once a call lost its chat, the
 heartbeat, the sweeper and summaries."""
 

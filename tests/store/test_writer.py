@@ -1,4 +1,5 @@
-"""The writer (DESIGN §4): group commit off the call's path, retries, journal spill and replay."""
+"""The writer (docs/store.md): group commit off the call's path, retries, journal spill and
+replay."""
 
 from __future__ import annotations
 

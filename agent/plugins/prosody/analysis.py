@@ -1,4 +1,5 @@
-"""One utterance in, §5 acoustic prosody out: the tracker and the summary put together."""
+"""One utterance in, its acoustic prosody out (docs/prosody.md): the tracker and the summary put
+together."""
 
 from __future__ import annotations
 

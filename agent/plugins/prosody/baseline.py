@@ -1,5 +1,5 @@
-"""The speaker's own baseline, for the `relative` group of §5 (PROSODY_NOTES.md, "Speaker
-baseline that worked").
+"""The speaker's own baseline, for the `relative` group (docs/prosody.md, "The caller's
+baseline").
 
 Per feature, a normal-normal model: the speaker's mean is drawn around a population prior, each
 utterance around the speaker's mean. An utterance is scored *before* it joins the baseline.
@@ -114,7 +114,7 @@ class Baseline:
             return cls()
 
     def relate(self, prosody: dict[str, Any]) -> dict[str, Any]:
-        """Score one utterance, then add it: the whole §5 step in one call."""
+        """Score one utterance, then add it: the whole step in one call."""
         values = measures(prosody)
         prosody = {**prosody, "relative": self.score(values)}
         self.add(values, prosody.get("voiced_s") or 0.0)

@@ -1,7 +1,7 @@
 """Signal processing for the prosody analyzer: pure numpy, no state but what is passed in.
 
 Everything runs at 8 kHz on a 10 ms hop: pitch needs nothing above 4 kHz, and half the rate of
-16 kHz halves the work while keeping the F0 error near 2 cents (PROSODY_NOTES.md).
+16 kHz halves the work while keeping the F0 error near 2 cents (docs/prosody.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 `Agent.stt_node` passes the caller's frames through `ProsodyStream.tee`, so prosody is measured
 from exactly the audio the recognizer consumed. A VAD stream of our own marks where each
-utterance starts and ends (the default node's events lag the frames; LIVEKIT_NOTES.md). At the
+utterance starts and ends (the default node's events lag the frames; docs/livekit.md). At the
 end of a user turn, `take()` summarizes the utterances heard since the previous turn.
 """
 
@@ -58,7 +58,7 @@ class _Utterance:
 
 
 class AcousticStream:
-    """Our numpy analyzer over the caller's audio (DESIGN §5), one per call."""
+    """Our numpy analyzer over the caller's audio (docs/prosody.md), one per call."""
 
     def __init__(self, vad: lk_vad.VAD) -> None:
         self._vad = vad

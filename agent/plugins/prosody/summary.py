@@ -1,4 +1,5 @@
-"""The end-of-turn half of the analyzer: one utterance's frames to the §5 prosody groups.
+"""The end-of-turn half of the analyzer: one utterance's frames to the prosody groups of
+docs/prosody.md.
 
 Pure functions over arrays. A group is None when the utterance has too little of what it
 measures; nothing here raises on silence, noise or short input, and no NaN reaches the result.
@@ -70,7 +71,7 @@ def _syllables(db: Floats, voiced: npt.NDArray[np.bool_]) -> int:
 def summarize(
     frames: FrameFeatures, signal: Floats, signal_offset: int, words: int
 ) -> dict[str, Any]:
-    """The acoustic groups of §5 (everything but `relative`) for one utterance.
+    """The acoustic groups (everything but `relative`) for one utterance.
 
     `signal_offset` places the signal: frame k's window starts at `k * HOP - signal_offset`.
     `words` is the transcript's word count (0 when there is none).

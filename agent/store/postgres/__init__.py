@@ -1,4 +1,4 @@
-"""The shared store: PostgreSQL through asyncpg (DESIGN §3), for several workers at once.
+"""The shared store: PostgreSQL through asyncpg (docs/store.md), for several workers at once.
 
 A pool of connections with a `command_timeout`; each write is one transaction. `seq` is given
 under a row lock on the chats written to (taken in id order, so two writers never deadlock), which

@@ -1,4 +1,4 @@
-"""Rows of the PostgreSQL schema ↔ the store's records (DESIGN §3). jsonb comes back as text
+"""Rows of the PostgreSQL schema ↔ the store's records (docs/store.md). jsonb comes back as text
 (asyncpg's default) and is parsed here."""
 
 from __future__ import annotations

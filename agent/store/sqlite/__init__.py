@@ -1,4 +1,4 @@
-"""The embedded store: one SQLite file (DESIGN §3).
+"""The embedded store: one SQLite file (docs/store.md).
 
 Writes run on a thread of the store's own, on a plain `sqlite3` connection: each transaction is
 one function from `BEGIN IMMEDIATE` to `COMMIT` (`writes.py`), so it costs one hop from the event

@@ -1,7 +1,6 @@
-"""Which call holds a chat (DESIGN §7), as SQLite write transactions: the claim at call start or
-resume, the heartbeat, and the sweeper. Each runs whole on the store's writer thread between
-`BEGIN IMMEDIATE` and `COMMIT`, which makes a claim a compare-and-set across processes.
-"""
+"""Which call holds a chat (docs/resume.md), as SQLite write transactions: the claim at call start
+or resume, the heartbeat, and the sweeper. Each runs whole on the store's writer thread between
+`BEGIN IMMEDIATE` and `COMMIT`, which makes a claim a compare-and-set across processes."""
 
 from __future__ import annotations
 
@@ -76,8 +75,8 @@ def heartbeat(conn: sqlite3.Connection, call_id: str, at: float) -> bool:
 def sweep(conn: sqlite3.Connection, cutoff: float) -> Swept:
     """End the call rows that stopped heartbeating before `cutoff` (`lost`), then end the active
     chats nobody holds and nobody wrote to since `cutoff`: `interrupted`/`lost` when someone
-    spoke, deleted when no user message was ever written (§3). A chat's end is the last moment
-    it was known alive, so the resume window counts from the loss, not from the sweep."""
+    spoke, deleted when no user message was ever written (docs/store.md). A chat's end is the last
+    moment it was known alive, so the resume window counts from the loss, not from the sweep."""
     calls = conn.execute(
         "UPDATE calls SET ended_at = COALESCE(heartbeat_at, started_at), end_reason = 'lost'"
         " WHERE ended_at IS NULL AND COALESCE(heartbeat_at, started_at) < ?",

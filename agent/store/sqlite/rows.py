@@ -1,4 +1,4 @@
-"""Rows of the SQLite schema ↔ the store's records (DESIGN §3)."""
+"""Rows of the SQLite schema ↔ the store's records (docs/store.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
--- Schema version 1 (DESIGN §3), PostgreSQL. Timestamps are UTC Unix seconds; JSON is jsonb.
+-- Schema version 1 (docs/store.md), PostgreSQL. Timestamps are UTC Unix seconds; JSON is jsonb.
 
 CREATE TABLE schema_migrations (
     version    INTEGER PRIMARY KEY,
@@ -21,7 +21,7 @@ CREATE TABLE chats (
     summary_seq INTEGER,
     metadata    JSONB NOT NULL DEFAULT '{"v": 1}'
 );
--- (owner, updated_at DESC) as §3 asks, with id last so keyset pages have a total order.
+-- (owner, updated_at DESC) as docs/store.md asks, with id last so keyset pages have a total order.
 CREATE INDEX chats_owner_updated ON chats (owner, updated_at DESC, id DESC);
 CREATE INDEX chats_updated ON chats (updated_at DESC, id DESC);
 

@@ -1,0 +1,105 @@
+"""`scripts/run` with no LIVEKIT_URL: a LiveKit server of its own on ws://127.0.0.1:7880 with
+the development key, the worker against it, how to join printed, and both stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from agent.sim.speech import Voice
+from tests.live.conftest import Join
+from tests.live.harness import ROOT, ModelServer, agentctl, clean_env, free_port, wait_until
+
+LISBON = "I would like to plan a trip to Lisbon."
+LOCAL = "ws://127.0.0.1:7880"
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url.replace("ws://", "http://") + "/", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """As a newcomer runs it: no LiveKit settings (empty ones also hide a developer's .env)."""
+    nothing = {"LIVEKIT_URL": "", "LIVEKIT_API_KEY": "", "LIVEKIT_API_SECRET": "",
+               "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}  # fmt: skip
+    return clean_env(**{
+        **nothing,
+        "AGENT_DB_URL": f"sqlite:///{tmp_path}/agent.db",
+        "AGENT_JOURNAL_DIR": str(tmp_path / "journal"),
+        **extra,
+    })  # fmt: skip
+
+
+async def test_scripts_run_brings_a_local_server_runs_the_worker_and_stops_both(
+    model_server: ModelServer, join: Join, tmp_path: Path
+) -> None:
+    assert not answers(LOCAL)  # nothing of anyone's is there already
+    await model_server.learn(LISBON, Voice())
+    env = run_env(
+        tmp_path,
+        OPENAI_BASE_URL=model_server.base_url, OPENAI_API_KEY="test-key",
+        AGENT_HTTP_HOST="127.0.0.1", AGENT_HTTP_PORT=str(free_port()),
+        AGENT_LOAD_THRESHOLD="2", AGENT_IDLE_PROCESSES="1",
+    )  # fmt: skip
+    output = tmp_path / "run.log"
+    with output.open("wb") as out:
+        run = subprocess.Popen(  # noqa: ASYNC220 - a process group of its own, signalled below
+            [ROOT / "scripts" / "run"], env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        await wait_until(lambda: "worker.registered" in output.read_text(), 120, "the worker")
+        printed = output.read_text()
+        hint = re.search(r"^\s*(LIVEKIT_URL=\S+ LIVEKIT_API_KEY=\S+ LIVEKIT_API_SECRET=\S+) "
+                         r"\.venv/bin/agentctl (token .*)$", printed, re.MULTILINE)  # fmt: skip
+        assert hint is not None, printed
+        assert f"LIVEKIT_URL={LOCAL} LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=secret" in printed
+        joining = dict(pair.split("=", 1) for pair in hint.group(1).split())
+        room = f"run-{os.getpid()}"
+        argv = shlex.split(hint.group(2).replace("--room demo", f"--room {room}"))
+        code, jwt, err = await agentctl({**clean_env(), **joining}, *argv)
+        assert (code, err) == (0, "")
+
+        alice = await join("me", jwt=jwt.strip(), url=LOCAL)
+        await alice.chat_id()
+        await alice.turn(LISBON)  # the local server and the worker serve a real call
+        await alice.leave()
+        await wait_until(lambda: "call.ended" in output.read_text(), 30, "the call to end")
+
+        run.send_signal(signal.SIGTERM)
+        await wait_until(lambda: run.poll() is not None, 60, "scripts/run to stop")
+        assert run.returncode == 0
+        assert not answers(LOCAL)  # the server is gone too
+        assert "worker.registered" in printed
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+
+
+async def test_scripts_run_says_in_one_line_that_it_needs_model_credentials(
+    tmp_path: Path,
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        ROOT / "scripts" / "run", env=run_env(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(120):
+        _, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert err.decode().splitlines()[-1] == (
+        "run: set OPENAI_API_KEY (or OPENAI_BASE_URL) in .env or the environment "
+        "(see config/example.env)"
+    )
+    assert not answers(LOCAL)
