@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -326,7 +326,11 @@ async def replayed(writer: Writer, timeout_s: float) -> None:
             log.warning("journal.replay_pending", records=writer.backlog)
 
 
-def build_server(settings: Settings) -> AgentServer:
+def build_server(
+    settings: Settings, serve: Callable[[JobContext], Awaitable[None]] = entrypoint
+) -> AgentServer:
+    """The worker: LiveKit's `AgentServer` with our settings, `serve` for each job (our
+    entrypoint), and the sweeper in its main process."""
     options: dict[str, Any] = {
         "host": settings.http_host,
         "port": settings.http_port,
@@ -337,7 +341,7 @@ def build_server(settings: Settings) -> AgentServer:
     server = AgentServer(
         setup_fnc=prewarm, **{name: v for name, v in options.items() if v is not None}
     )
-    server.rtc_session(entrypoint, agent_name=settings.name)
+    server.rtc_session(serve, agent_name=settings.name)
 
     def registered(worker_id: str, *_: Any) -> None:  # tells a supervisor the worker is ready
         log.info("worker.registered", worker_id=worker_id, agent_name=settings.name)

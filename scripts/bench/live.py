@@ -1,0 +1,275 @@
+"""Live benchmark (docs/benchmarks.md): the worker over the real LiveKit server on loopback, as a
+process of its own, with callers on LiveKit's rtc client speaking espeak-ng speech in real time
+and the stand-in model server in another process. In one run:
+
+- control round trip, caller → agent → caller: `ping` over a data packet and over RPC, beside a
+  bare RPC echo registered in the same worker (the floor);
+- the caller's end of speech to the user message committed in the store, beside the end of
+  speech to the agent thinking (LiveKit's end of turn: the floor);
+- joining the room to `chat.started` received, beside joining to the agent in the room;
+- the worker's CPU per call with persistence and prosody on (ours) and off (a bare LiveKit agent
+  with the same session factory, providers and VAD), with 1, 10 and 25 concurrent callers.
+
+    .venv/bin/python scripts/bench/live.py [--rounds 200] [--callers 1,10,25] [--window 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import psutil
+from _common import percentile, print_table
+
+from agent.livekit_server import LocalServer, find_binary, pinned_version
+from agent.sim.caller import Caller, token
+from agent.sim.processes import ModelServer, Worker, clean_env, free_port
+from agent.sim.speech import Voice
+from agent.store import ANY_OWNER, Store, open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = Path(__file__).with_name("live_worker.py")
+SAID = [
+    "I would like to plan a trip to Lisbon.",
+    "What is the weather like there in May?",
+    "Please book it for Friday.",
+    "And a table for dinner too.",
+]
+
+
+def ms(values: list[float]) -> tuple[str, str]:
+    return f"{percentile(values, 0.5) * 1e3:.1f}", f"{percentile(values, 0.99) * 1e3:.1f}"
+
+
+def ratio(ours: list[float], floor: list[float]) -> str:
+    if not ours or not floor:
+        return "–"
+    return f"{percentile(ours, 0.5) / percentile(floor, 0.5):.2f}×"
+
+
+class Bench:
+    def __init__(self, server: LocalServer, model: ModelServer, folder: Path) -> None:
+        self.server, self.model, self.folder = server, model, folder
+        self.db_url = f"sqlite:///{folder}/agent.db"
+
+    @contextlib.asynccontextmanager
+    async def worker(self, mode: str, **settings: str) -> AsyncIterator[Worker]:
+        folder = Path(tempfile.mkdtemp(dir=self.folder, prefix=f"{mode}-"))
+        env = clean_env(
+            LIVEKIT_URL=self.server.url,
+            LIVEKIT_API_KEY=self.server.api_key,
+            LIVEKIT_API_SECRET=self.server.api_secret,
+            OPENAI_BASE_URL=self.model.base_url,
+            OPENAI_API_KEY="bench",
+            AGENT_DB_URL=self.db_url,
+            AGENT_JOURNAL_DIR=str(folder / "journal"),
+            AGENT_HTTP_HOST="127.0.0.1",
+            AGENT_HTTP_PORT=str(free_port()),
+            AGENT_LOAD_THRESHOLD="100",  # measure the load, never shed it
+            **settings,
+        )
+        worker = Worker(env, folder / "worker.log", program=[str(WORKER), mode])
+        await worker.start()
+        try:
+            yield worker
+        finally:
+            await worker.stop()
+
+    async def caller(self, identity: str) -> Caller:
+        room = f"bench-{uuid.uuid4().hex[:8]}"
+        jwt = token(self.server.api_key, self.server.api_secret, room, identity)
+        caller = Caller(self.server.url, jwt, identity)
+        await caller.join()
+        return caller
+
+
+# --- latency, one caller ---------------------------------------------------------------------
+
+
+async def round_trips(caller: Caller, rounds: int) -> dict[str, list[float]]:
+    taken: dict[str, list[float]] = {"data": [], "rpc": [], "echo": []}
+    agent = await caller.agent()
+    await caller.chat_id()  # the control channel is open
+    for i in range(rounds):
+        for via in ("data", "rpc"):
+            start = time.perf_counter()
+            reply = await caller.command({"v": 1, "id": f"{via}{i}", "type": "ping"}, via=via)
+            taken[via].append(time.perf_counter() - start)
+            assert reply["type"] == "ping.ok", reply
+        start = time.perf_counter()
+        await caller.room.local_participant.perform_rpc(
+            destination_identity=agent.identity, method="bench.echo", payload=f"echo{i}"
+        )
+        taken["echo"].append(time.perf_counter() - start)
+    return taken
+
+
+async def speech_to_commit(caller: Caller, store: Store, turns: int) -> tuple[list[float], ...]:
+    """For each turn: the end of speech to the user message committed, and to the agent
+    thinking (LiveKit decided the turn was over)."""
+    chat_id = await caller.chat_id()
+    committed: list[float] = []
+    thinking: list[float] = []
+    for i in range(turns):
+        users = await _users(store, chat_id)
+        seen = len(caller.states)
+        await caller.say(SAID[i % len(SAID)])
+        said = caller.said_at[-1]
+        async with asyncio.timeout(30):
+            while await _users(store, chat_id) == users:  # noqa: ASYNC110 - another process's writes
+                await asyncio.sleep(0.005)
+        committed.append(time.time() - said)
+        await caller.answered(since=seen)
+        first = next(t for s, t in zip(caller.states[seen:], caller.state_at[seen:],
+                                       strict=True) if s == "thinking")  # fmt: skip
+        thinking.append(first - said)
+    return committed, thinking
+
+
+async def _users(store: Store, chat_id: str) -> int:
+    """How many user messages of the chat are committed."""
+    page = await store.messages(chat_id, owner=ANY_OWNER, limit=100)
+    return sum(1 for m in page.messages if m.role == "user")
+
+
+async def joins(bench: Bench, rounds: int) -> tuple[list[float], list[float]]:
+    """Joining to the agent in the room, and to `chat.started` received."""
+    to_agent, to_started = [], []
+    for i in range(rounds):
+        start = time.time()
+        caller = await bench.caller(f"joiner{i}")
+        agent = await caller.agent()
+        to_agent.append(time.time() - start)
+        event = await caller.started(1)
+        to_started.append(next(p.at for p in caller.packets if p.payload is event) - start)
+        assert agent.identity
+        await caller.leave()
+    return to_agent, to_started
+
+
+# --- CPU per call ----------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the worker and every process under it, now."""
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+async def talk(caller: Caller, stop: Callable[[], bool]) -> int:
+    """Turns until `stop`: speak, wait for the answer."""
+    turns = 0
+    while not stop():
+        await caller.turn(SAID[turns % len(SAID)])
+        turns += 1
+    return turns
+
+
+async def cpu_per_call(bench: Bench, mode: str, callers: int, window: float) -> tuple[float, int]:
+    async with bench.worker(mode, AGENT_IDLE_PROCESSES=str(callers)) as worker:
+        people = await asyncio.gather(
+            *[bench.caller(f"{mode}{callers}-{i}") for i in range(callers)]
+        )
+        await asyncio.gather(*[p.agent(60) for p in people])
+        await asyncio.sleep(2)  # every session up and listening
+        start, before = time.monotonic(), cpu_seconds(worker.pid)
+        done_at = start + window
+        turns = await asyncio.gather(*[talk(p, lambda: time.monotonic() > done_at) for p in people])
+        used = cpu_seconds(worker.pid) - before
+        elapsed = time.monotonic() - start
+        await asyncio.gather(*[p.leave() for p in people])
+    return used / elapsed / callers, sum(turns)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace, folder: Path) -> None:
+    binary = find_binary(ROOT, pinned_version(ROOT / "config"))
+    server = LocalServer(binary, ROOT / "config" / "livekit.yaml", port=free_port(),
+                         udp_port=free_port(socket.SOCK_DGRAM))  # fmt: skip
+    server.start()
+    model = ModelServer()
+    await model.start()
+    store = await open_store(f"sqlite:///{folder}/agent.db")
+    await store.migrate()
+    try:
+        for text in SAID:
+            await model.learn(text, Voice())
+        bench = Bench(server, model, folder)
+        fast = {"AGENT_CONTROL_RATE": "10000", "AGENT_CONTROL_BURST": "10000"}
+        async with bench.worker("ours", **fast):
+            caller = await bench.caller("alice")
+            trips = await round_trips(caller, args.rounds)
+            committed, thinking = await speech_to_commit(caller, store, args.turns)
+            await caller.leave()
+            to_agent, to_started = await joins(bench, args.joins)
+        print_table(
+            ["latency (ms)", "p50", "p99", "n", "ratio to floor (p50)"],
+            [
+                ("control ping, data packet", *ms(trips["data"]), len(trips["data"]),
+                 ratio(trips["data"], trips["echo"])),
+                ("control ping, RPC", *ms(trips["rpc"]), len(trips["rpc"]),
+                 ratio(trips["rpc"], trips["echo"])),
+                ("floor: bare RPC echo, same worker", *ms(trips["echo"]), len(trips["echo"]), ""),
+                ("end of speech → message committed", *ms(committed), len(committed),
+                 ratio(committed, thinking)),
+                ("floor: end of speech → agent thinking", *ms(thinking), len(thinking), ""),
+                ("join → chat.started received", *ms(to_started), len(to_started),
+                 ratio(to_started, to_agent)),
+                ("floor: join → agent in the room", *ms(to_agent), len(to_agent), ""),
+            ],
+        )  # fmt: skip
+        rows = []
+        for n in args.callers:
+            cells: list[object] = [n]
+            share: dict[str, float] = {}
+            for mode in ("ours", "bare"):
+                try:
+                    share[mode], turns = await cpu_per_call(bench, mode, n, args.window)
+                    cells += [f"{share[mode] * 100:.1f} %", turns]
+                except Exception as exc:  # noqa: BLE001 - a run that fails is a result to print
+                    cells += [f"failed: {type(exc).__name__}: {exc}"[:60], ""]
+            both = "ours" in share and "bare" in share
+            cells.append(f"{share['ours'] / share['bare']:.2f}×" if both else "–")
+            rows.append(cells)
+        print_table(
+            ["callers", "ours: CPU / call", "turns", "bare LiveKit agent", "turns", "ours / bare"],
+            rows,
+        )
+        print(f"\nCPU / call: worker process tree CPU time over a {args.window:.0f} s window of "
+              "continuous turns, as a share of one core. Machine: "
+              f"{psutil.cpu_count()} cores.")  # fmt: skip
+    finally:
+        await store.aclose()
+        await model.aclose()
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=200, help="control round trips per kind")
+    parser.add_argument("--turns", type=int, default=8, help="turns for speech → committed")
+    parser.add_argument("--joins", type=int, default=8, help="joins for join → chat.started")
+    parser.add_argument("--callers", default="1,10,25", help="concurrent callers, comma-separated")
+    parser.add_argument("--window", type=float, default=30.0, help="seconds of talk per CPU run")
+    args = parser.parse_args()
+    args.callers = [int(n) for n in args.callers.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as folder:
+        asyncio.run(run(args, Path(folder)))
+
+
+if __name__ == "__main__":
+    main()
