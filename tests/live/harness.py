@@ -10,16 +10,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agent.sim.caller import CHAT_ATTRIBUTE, TOPIC, Caller, token, wait_until
-from agent.sim.processes import ModelServer, Worker, clean_env, free_port
-
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
-
-__all__ = [
-    "CHAT_ATTRIBUTE", "ROOT", "TOPIC", "Caller", "ModelServer", "Worker", "agentctl", "clean_env",
-    "eventually", "free_port", "said", "token", "wait_until",
-]  # fmt: skip
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], limit_s: float, what: str) -> T:

@@ -12,8 +12,10 @@ import pytest
 from livekit import api
 
 from agent.livekit_server import LocalServer
+from agent.sim.caller import wait_until
+from agent.sim.processes import free_port
 from tests.live.conftest import Join
-from tests.live.harness import agentctl, free_port, wait_until
+from tests.live.harness import agentctl
 
 
 @pytest.fixture

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 
+from agent.sim.caller import CHAT_ATTRIBUTE, TOPIC, wait_until
+from agent.sim.processes import ModelServer
 from agent.sim.speech import Voice
 from agent.store import ANY_OWNER, Store
 from agent.store.records import Chat
 from tests.live.conftest import Join, StartWorker
-from tests.live.harness import CHAT_ATTRIBUTE, TOPIC, ModelServer, said, wait_until
+from tests.live.harness import said
 
 LISBON = "I would like to plan a trip to Lisbon."
 PORTO = "Now tell me about Porto instead."

@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from agent.sim.caller import wait_until
+from agent.sim.processes import ModelServer
 from agent.sim.speech import Voice
 from agent.store import ANY_OWNER, Store, open_store
 from agent.store.records import Message
 from tests.conftest import new_database
 from tests.live.conftest import Join, StartWorker
-from tests.live.harness import ModelServer, eventually, said, wait_until
+from tests.live.harness import eventually, said
 from tests.pg import PgServer
 
 TURNS = [

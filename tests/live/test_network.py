@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.sim.caller import wait_until
+from agent.sim.processes import ModelServer
 from agent.sim.speech import Voice
 from tests.live.conftest import Join, StartWorker
-from tests.live.harness import ModelServer, wait_until
 
 LISBON = "I would like to plan a trip to Lisbon."
 SOCKET = re.compile(r"^(\d+)\s+(connect|sendto|sendmsg|sendmmsg)\((\d+)<(\w+):\[([^\]]*)\]>")

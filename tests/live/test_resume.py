@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import time
 
+from agent.sim.caller import wait_until
+from agent.sim.processes import ModelServer
 from agent.sim.speech import Voice
 from agent.store import ANY_OWNER, Store
 from agent.store.records import NewChat, Record
 from tests.conftest import chat, msg
 from tests.live.conftest import Join, StartWorker
-from tests.live.harness import ModelServer, agentctl, said, wait_until
+from tests.live.harness import agentctl, said
 
 LISBON = "I would like to plan a trip to Lisbon."
 FRIDAY = "Please book it for Friday."
