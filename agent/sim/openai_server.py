@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import sys
 from collections import deque
 from collections.abc import Iterable
@@ -56,8 +57,14 @@ class Recorded:
     body: Any
 
 
+def _not_a_hang_up(record: logging.LogRecord) -> bool:
+    """A client that hangs up mid-answer (a worker stopped mid-turn) is not the server's error."""
+    return not (record.exc_info and isinstance(record.exc_info[1], ConnectionResetError))
+
+
 async def serve_locally(app: web.Application) -> tuple[web.AppRunner, int]:
     """Serve `app` on a free loopback port: its runner (to clean up) and the port."""
+    logging.getLogger("aiohttp.server").addFilter(_not_a_hang_up)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from agent.sim.caller import wait_until
 from agent.sim.processes import ModelServer
 from agent.sim.speech import Voice
@@ -32,6 +34,13 @@ async def seed(reader: Store, owner: str, lines: list[str], *, at: float) -> New
     await reader.write(records)
     await reader.close_chat(c.id, status="closed", end_reason="new_chat", at=at + len(lines))
     return c
+
+
+@pytest.fixture
+async def rome(reader: Store, model_server: ModelServer) -> NewChat:
+    """Alice's chat about Rome, three days old and closed; the model will welcome her back."""
+    await model_server.script(["Welcome back to Rome."])
+    return await seed(reader, "alice", ROME, at=time.time() - THREE_DAYS)
 
 
 async def test_a_caller_who_calls_again_within_the_window_resumes_with_the_earlier_turns(
@@ -72,28 +81,25 @@ async def test_agentctl_dispatch_with_a_chat_id_resumes_that_chat_on_a_named_wor
     reader: Store,
     room: str,
     operator_env: dict[str, str],
+    rome: NewChat,
 ) -> None:
-    old = await seed(
-        reader, "alice", ["Book Rome.", "Rome is booked."], at=time.time() - THREE_DAYS
-    )
     await seed(reader, "alice", ["Something else.", "Sure."], at=time.time() - 5)
-    await model_server.script(["Welcome back to Rome."])
     await start_worker(AGENT_NAME="concierge")  # explicit dispatch only
 
     code, out, err = await agentctl(
         {**operator_env, "AGENT_NAME": "concierge"},
-        "--json", "dispatch", "create", "--room", room, "--chat-id", old.id,
+        "--json", "dispatch", "create", "--room", room, "--chat-id", rome.id,
     )  # fmt: skip
     assert (code, err) == (0, "")
     made = json.loads(out)
     assert (made["agent_name"], made["room"]) == ("concierge", room)
-    assert json.loads(made["metadata"]) == {"chat_id": old.id}
+    assert json.loads(made["metadata"]) == {"chat_id": rome.id}
     alice = await join("alice")
-    assert await alice.started(1) == {"v": 1, "type": "chat.started", "chat_id": old.id,
+    assert await alice.started(1) == {"v": 1, "type": "chat.started", "chat_id": rome.id,
                                       "resumed": True, "message_count": 2}  # fmt: skip
     await alice.answered()
     (welcome,) = await model_server.chat_requests()
-    assert said(welcome)[:2] == [("user", "Book Rome."), ("assistant", "Rome is booked.")]
+    assert said(welcome)[:2] == [("user", ROME[0]), ("assistant", ROME[1])]
     assert "Something else." not in json.dumps(welcome)
     assert (await alice.agent()).attributes["lk.agent.name"] == "concierge"
 
@@ -102,23 +108,19 @@ async def test_a_token_from_agentctl_with_the_resume_attribute_resumes_that_chat
     start_worker: StartWorker,
     model_server: ModelServer,
     join: Join,
-    reader: Store,
     room: str,
     operator_env: dict[str, str],
+    rome: NewChat,
 ) -> None:
-    old = await seed(
-        reader, "alice", ["Book Rome.", "Rome is booked."], at=time.time() - THREE_DAYS
-    )
-    await model_server.script(["Welcome back to Rome."])
     await start_worker()
     code, jwt, err = await agentctl(
         operator_env, "token", "--room", room, "--identity", "alice",
-        "--attribute", f"agent.resume_chat_id={old.id}",
+        "--attribute", f"agent.resume_chat_id={rome.id}",
     )  # fmt: skip
     assert (code, err) == (0, "")
     alice = await join("alice", jwt=jwt.strip())
-    assert (await alice.started(1))["chat_id"] == old.id
+    assert (await alice.started(1))["chat_id"] == rome.id
     await alice.answered()
     (welcome,) = await model_server.chat_requests()
-    assert said(welcome)[:2] == [("user", "Book Rome."), ("assistant", "Rome is booked.")]
+    assert said(welcome)[:2] == [("user", ROME[0]), ("assistant", ROME[1])]
     assert "(The conversation resumed after 3 days.)" in json.dumps(welcome)
