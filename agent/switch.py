@@ -1,7 +1,8 @@
 """The call's current chat (docs/control.md, docs/resume.md): the chat a call starts in, `new_chat`,
 `resume_chat`, and moving on when a newer call of the caller takes the chat over. The call's
 state, records and LLM context move together, and the caller's app is told through
-`on_started`."""
+`on_started`. Whatever the chat, the context changed is that of the agent active at the time:
+after a handoff (`session.update_agent`), the new agent's."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from agent.call import CallState
 from agent.capture import BASELINE_KEY, Capture, ChatEnd, call_row
 from agent.context import Budget
 from agent.errors import AgentError
-from agent.ids import new_call_id, new_chat_id
+from agent.ids import new_call_id
 from agent.plugins.prosody.baseline import Baseline
 from agent.resume import Loaded, load
 from agent.store.base import Store
@@ -59,7 +60,6 @@ class ChatSwitcher:
         state: CallState,
         capture: Capture,
         session: AgentSession[Any],
-        agent: Agent,
         store: Store,
         *,
         budget: Budget,
@@ -70,7 +70,7 @@ class ChatSwitcher:
         self._state = state
         self._capture = capture
         self._session = session
-        self._agent = agent
+        self._first_agent: Agent | None = None
         self._store = store
         self._budget = budget
         self._load_timeout_s = load_timeout_s
@@ -84,11 +84,13 @@ class ChatSwitcher:
     def chat_id(self) -> str:
         return self._state.chat_id
 
-    async def open(self, requested: str | None, *, window_s: float) -> ChatStarted:
+    async def open(self, requested: str | None, agent: Agent, *, window_s: float) -> ChatStarted:
         """Pick the call's first chat (docs/resume.md): `requested` if the caller owns it; else the
         caller's most recent chat if it is still active, or ended by hang-up, loss or shutdown
-        within `window_s`; else a new chat. Choosing, claiming and loading share one time
-        budget: past it, or with the store down, the call starts with what it has."""
+        within `window_s`; else a new chat. A resumed chat goes into `agent`'s context, before
+        the session starts with it. Choosing, claiming and loading share one time budget: past
+        it, or with the store down, the call starts with what it has."""
+        self._first_agent = agent
         owner = self._state.owner
         deadline = asyncio.get_running_loop().time() + self._load_timeout_s
         chat: Chat | None = None
@@ -127,7 +129,7 @@ class ChatSwitcher:
         try:
             old = await self._leave("new_chat")
             self._enter_new()
-            await self._agent.update_chat_ctx(llm.ChatContext.empty())  # instructions only
+            await self._agent().update_chat_ctx(llm.ChatContext.empty())  # instructions only
             self._started(ChatStarted(self._state.chat_id, resumed=False, message_count=0), old)
             self._session.generate_reply(instructions=GREETING)
             return old
@@ -145,7 +147,7 @@ class ChatSwitcher:
         self.switching = True
         try:
             if chat_id == self._state.chat_id:  # already here: nothing to change
-                in_context = [m for m in self._agent.chat_ctx.messages() if m.role != "system"]
+                in_context = [m for m in self._agent().chat_ctx.messages() if m.role != "system"]
                 return None, chat.message_count, len(in_context)
             old = await self._leave("switched")
             call = call_row(self._state, chat_id, new_call_id(), time.time())
@@ -176,10 +178,8 @@ class ChatSwitcher:
     async def _resume(self, chat: Chat, call_id: str, deadline: float) -> Loaded:
         """Make the claimed `chat` the call's chat, its history in the LLM context."""
         loaded = await load(self._store, chat, budget=self._budget, deadline=deadline)
-        state = self._state
-        state.chat_id, state.call_id, state.pending_extra = chat.id, call_id, None
-        state.baseline = Baseline.from_json(chat.metadata.get(BASELINE_KEY))
-        await self._agent.update_chat_ctx(loaded.ctx)
+        self._state.enter(chat.id, call_id, Baseline.from_json(chat.metadata.get(BASELINE_KEY)))
+        await self._agent().update_chat_ctx(loaded.ctx)
         if self.on_loaded is not None:
             self.on_loaded(chat, loaded)
         return loaded
@@ -194,11 +194,17 @@ class ChatSwitcher:
 
     def _enter_new(self, *, keep_baseline: bool = False) -> None:
         """Make a new chat the call's chat, held by a new call row."""
-        state = self._state
-        state.chat_id, state.call_id, state.pending_extra = new_chat_id(), new_call_id(), None
-        if not keep_baseline:
-            state.baseline = Baseline()
+        self._state.enter_new(keep_baseline=keep_baseline)
         self._capture.start_chat()
+
+    def _agent(self) -> Agent:
+        """The agent whose context is the chat's: the session's active one once it runs."""
+        try:
+            return self._session.current_agent
+        except RuntimeError:  # not started yet: the agent it will start with
+            if self._first_agent is None:
+                raise
+            return self._first_agent
 
     def _started(self, started: ChatStarted, old: str | None) -> None:
         self.started = started

@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from livekit import rtc
-from livekit.agents import llm
+from livekit.agents import Agent, llm
 from livekit.agents import vad as lk_vad
 from livekit.agents.voice.events import AgentStateChangedEvent, ConversationItemAddedEvent
 from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
-from agent.assistant import Trace
+from agent.assistant import Assistant, Trace
 from agent.capture import CallEnd
 from agent.control.channel import RPC_METHOD
-from agent.server import Call, Job, Providers
+from agent.history import Call, Job
+from agent.server import Providers, build_session
 from agent.settings import Settings
 from agent.sim.io import LocalParticipant, RemoteParticipant, Room, ScriptedMic, Speaker, Transcript
 from agent.sim.speech import Pcm
@@ -50,6 +51,8 @@ class SimCall:
     tools: Sequence[llm.Tool] = ()
     trace: Trace | None = None
     realtime_mic: bool = False
+    agent: Agent | None = None
+    """The agent the call starts with (default: ours, with `tools` and `trace`)."""
     job_metadata: str | None = None
     """The job's metadata, as `agentctl dispatch create --metadata/--chat-id` sets it."""
     caller_attributes: dict[str, str] = field(default_factory=dict)
@@ -71,11 +74,20 @@ class SimCall:
             id=f"sim-job-{int(time.time() * 1000)}",
             metadata=self.job_metadata or "",
         )
+        session = build_session(
+            self.vad,
+            self.providers,
+            adaptive_interruption=self.settings.adaptive_interruption,
+            simulated=True,
+        )
+        agent = self.agent or Assistant(
+            self.settings.instructions, tools=self.tools, trace=self.trace
+        )
         self.call = Call.for_job(
-            self.settings, self.writer, self.vad, self.providers, self.job,
-            tools=self.tools, trace=self.trace, simulated=True,
+            self.settings, self.writer, session, agent, self.job,
+            prosody_vad=self.vad, summary_llm=self.providers.llm,
         )  # fmt: skip
-        self.session = self.call.session
+        self.session = session
         self.items: list[llm.ChatMessage] = []
         self._changed = asyncio.Event()
         self.session.on("conversation_item_added", self._on_item)

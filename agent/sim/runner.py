@@ -14,7 +14,8 @@ from livekit.plugins import silero
 from pydantic import SecretStr
 
 from agent.errors import InvalidInput, NotFound
-from agent.server import Providers, open_writer, openai_providers
+from agent.history import open_writer
+from agent.server import Providers, openai_providers
 from agent.settings import Settings
 from agent.sim.call import SimCall
 from agent.sim.io import MIC_RATE

@@ -25,8 +25,9 @@ from livekit.plugins import silero
 from pydantic import SecretStr
 
 from agent.capture import Capture
+from agent.history import open_writer
 from agent.logs import configure_logging
-from agent.server import open_writer, openai_providers
+from agent.server import openai_providers
 from agent.settings import Settings
 from agent.sim.call import SimCall
 from agent.sim.io import MIC_RATE

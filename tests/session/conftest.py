@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit.agents import llm
+from livekit.agents import Agent, llm
 from livekit.agents import vad as lk_vad
 from livekit.plugins import silero
 from pydantic import SecretStr
 
 from agent.assistant import Trace
-from agent.server import open_writer, openai_providers
+from agent.history import open_writer
+from agent.server import openai_providers
 from agent.settings import Settings
 from agent.sim.call import SimCall
 from agent.sim.io import MIC_RATE
@@ -98,9 +99,10 @@ async def start_call(
         job_metadata: str | None = None,
         caller_attributes: dict[str, str] | None = None,
         caller: str = CALLER,
+        agent: Agent | None = None,
         **overrides: Any,
     ) -> SimCall:
-        """A call of CALLER; `overrides` are settings."""
+        """A call of CALLER (with `agent`, else ours); `overrides` are settings."""
         call_settings = settings.model_copy(update=overrides)
         call = SimCall(
             call_settings,
@@ -113,6 +115,7 @@ async def start_call(
             trace=trace,
             job_metadata=job_metadata,
             caller_attributes=caller_attributes or {},
+            agent=agent,
         )
         calls.append(call)
         await call.start()

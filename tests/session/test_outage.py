@@ -14,7 +14,8 @@ import pytest
 import structlog
 from livekit.agents import vad as lk_vad
 
-from agent.server import open_writer, openai_providers
+from agent.history import open_writer
+from agent.server import openai_providers
 from agent.settings import Settings
 from agent.sim.call import SimCall
 from agent.sim.openai_server import LocalOpenAI

@@ -1,9 +1,11 @@
-"""The LiveKit edge of the prosody plugin: tee the caller's audio, cut it into utterances.
+"""The LiveKit edge of the prosody plugin: hear the caller's audio, cut it into utterances.
 
-`Agent.stt_node` passes the caller's frames through `ProsodyStream.tee`, so prosody is measured
-from exactly the audio the recognizer consumed. A VAD stream of our own marks where each
-utterance starts and ends (the default node's events lag the frames; docs/livekit.md). At the
-end of a user turn, `take()` summarizes the utterances heard since the previous turn.
+`ProsodyTap` sits in the session's audio input chain (`session.input.audio`), ahead of
+whatever the agent does with the frames: a recognizer and the user's own `stt_node`, or a
+realtime model. Every frame the session takes from the room passes through it to the stream.
+A VAD stream of our own marks where each utterance starts and ends (the session's own events
+lag the frames; docs/livekit.md). When a user message is committed, `take()` summarizes the
+utterances heard since the previous one.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 from livekit import rtc
+from livekit.agents import AgentSession, io
 from livekit.agents import vad as lk_vad
 
 from agent.plugins.prosody.analysis import as_floats, summarize_span
@@ -44,7 +47,7 @@ class ProsodyStream(Protocol):
     """One call's prosody source. A second source (a hosted emotion model, say) implements the
     same three methods and sets its own `source` in what `take` returns."""
 
-    def tee(self, audio: AsyncIterable[rtc.AudioFrame]) -> AsyncIterator[rtc.AudioFrame]: ...
+    def push(self, frame: rtc.AudioFrame) -> None: ...
 
     async def take(self, transcript: str) -> Heard | None: ...
 
@@ -63,45 +66,47 @@ class AcousticStream:
     def __init__(self, vad: lk_vad.VAD) -> None:
         self._vad = vad
         self._tracker: Tracker | None = None
+        self._refused_rate: int | None = None
+        self._vad_stream: lk_vad.VADStream | None = None
         self._heard: list[_Utterance] = []
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._clock: deque[tuple[float, float]] = deque(maxlen=CLOCK_POINTS)
 
-    async def tee(self, audio: AsyncIterable[rtc.AudioFrame]) -> AsyncIterator[rtc.AudioFrame]:
-        # a new tee (the session restarted its recognizer) starts a new timeline: the VAD's
-        # timestamps count from its first frame, and so must the tracker's
-        self._tracker = None
+    def push(self, frame: rtc.AudioFrame) -> None:
+        """One frame of the caller's audio, as the session took it from the room. Never
+        raises: prosody is an extra, and this runs on the session's audio path."""
+        try:
+            tracker, stream = self._tracker, self._vad_stream
+            if tracker is None or stream is None or tracker.rate != frame.sample_rate:
+                tracker, stream = self._restart(frame.sample_rate)
+                if tracker is None or stream is None:
+                    return
+            tracker.push(as_floats(frame.data, frame.num_channels))
+            self._clock.append((tracker.pushed_s, time.time()))
+            stream.push_frame(frame)
+        except Exception as exc:  # noqa: BLE001 - the caller's audio goes on without prosody
+            log.error("prosody.frame_failed", error=type(exc).__name__)
+
+    def _restart(self, rate: int) -> tuple[Tracker | None, lk_vad.VADStream | None]:
+        """A new timeline at `rate`: the tracker, our VAD stream (its timestamps count from its
+        first frame) and the clock start over together. None for a rate too low to analyse:
+        that audio gets no prosody, and the call goes on."""
+        if rate == self._refused_rate:
+            return None, None
+        if self._tracker is not None:
+            log.warning("prosody.rate_changed", sample_rate=rate)
         self._heard.clear()
         self._clock.clear()
-        vad_stream = self._vad.stream()
-        task = asyncio.create_task(self._follow(vad_stream), name="prosody.vad")
-        self._tasks.add(task)
+        self._close_vad()
         try:
-            async for frame in audio:
-                self._push(frame)
-                vad_stream.push_frame(frame)
-                yield frame
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            self._tasks.discard(task)
-            await vad_stream.aclose()
-
-    def _push(self, frame: rtc.AudioFrame) -> None:
-        if self._tracker is None or self._tracker.rate != frame.sample_rate:
-            if self._tracker is not None:
-                log.warning("prosody.rate_changed", sample_rate=frame.sample_rate)
-            self._tracker = Tracker(frame.sample_rate)
-            self._heard.clear()
-            self._clock.clear()
-        try:
-            self._tracker.push(as_floats(frame.data, frame.num_channels))
-        except ValueError:  # a rate too low to analyse: no prosody, the call goes on
-            self._tracker = None
-            return
-        self._clock.append((self._tracker.pushed_s, time.time()))
+            self._tracker = Tracker(rate)
+        except ValueError:
+            self._tracker, self._refused_rate = None, rate
+            return None, None
+        self._vad_stream = self._vad.stream()
+        self._own(self._follow(self._vad_stream), "prosody.vad")
+        return self._tracker, self._vad_stream
 
     async def _follow(self, stream: lk_vad.VADStream) -> None:
         async for ev in stream:
@@ -147,7 +152,44 @@ class AcousticStream:
             later = point
         return self._clock[0][1] if self._clock else time.time()
 
+    def _close_vad(self) -> None:
+        stream, self._vad_stream = self._vad_stream, None
+        if stream is not None:
+            self._own(stream.aclose(), "prosody.vad_close")
+
+    def _own(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def aclose(self) -> None:
-        for task in list(self._tasks):
+        followers = [t for t in self._tasks if t.get_name() == "prosody.vad"]
+        for task in followers:
             task.cancel()
-        self._tasks.clear()
+        self._close_vad()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class ProsodyTap(io.AudioInput):
+    """A link in the session's audio input chain that hands each frame to `stream` on its way
+    to the agent (see `tap`)."""
+
+    def __init__(self, source: io.AudioInput, stream: ProsodyStream) -> None:
+        super().__init__(label="prosody", source=source)
+        self._stream = stream
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        frame = await super().__anext__()
+        self._stream.push(frame)
+        return frame
+
+
+def tap(session: AgentSession[Any], stream: ProsodyStream) -> bool:
+    """Let `stream` hear the caller's audio in `session`, once it has started: the tap goes in
+    front of whatever the session reads from (the room, or the simulator's microphone). False
+    when the session has no audio input (a text-only session)."""
+    source = session.input.audio
+    if source is None:
+        return False
+    session.input.audio = ProsodyTap(source, stream)
+    return True
