@@ -1,7 +1,12 @@
-"""The store, as the rest of the agent sees it: an async protocol in domain words (docs/store.md).
+"""The store, as the rest of the agent sees it: async protocols in domain words (docs/store.md),
+split by who uses them. `ChatStore` is the core a call needs (append, read, a chat's
+lifecycle); `CallHolding` is which call holds a chat (resume, take-over, the heartbeat);
+`Sweeping`, `Summaries` and `Administration` serve the sweeper, the summarizer and the
+operator. `Store` is all of them: what a backend implements, and what the contract suite
+checks for every backend.
 
-One module per backend implements it (`sqlite.py`, later `postgres.py`); only that module imports
-its driver. Reads and changes made on behalf of a caller take `owner=` and never reveal another
+One package per backend implements it (`sqlite/`, `postgres/`); only that package imports its
+driver. Reads and changes made on behalf of a caller take `owner=` and never reveal another
 owner's chat: it is `NotFound`, exactly like a chat that does not exist. Operators (the CLI, the
 sweeper) pass `owner=ANY_OWNER`.
 """
@@ -68,12 +73,8 @@ class Swept:
     chats_deleted: int
 
 
-class Store(Protocol):
-    async def migrate(self) -> list[int]:
-        """Apply pending migrations in order; return the versions applied (none: a no-op)."""
-        ...
-
-    async def schema_status(self) -> SchemaStatus: ...
+class ChatStore(Protocol):
+    """The core: what a call writes and reads, and a chat's lifecycle."""
 
     async def write(
         self, records: Sequence[Record], *, refuse_taken_over: bool = True
@@ -125,7 +126,11 @@ class Store(Protocol):
         when `call_id` (the call closing it) has lost the chat to another call."""
         ...
 
-    # --- who holds a chat (docs/resume.md) --------------------------------------------------------
+    async def aclose(self) -> None: ...
+
+
+class CallHolding(Protocol):
+    """Which call holds a chat (docs/resume.md): resuming, taking over, the heartbeat."""
 
     async def resume_candidate(self, owner: str, *, ended_since: float) -> Chat | None:
         """The owner's most recent chat, when it is still active or ended by hang-up, loss or
@@ -142,15 +147,33 @@ class Store(Protocol):
         """Refresh a live call's row; False once another call has taken its chat over."""
         ...
 
+
+class Sweeping(Protocol):
+    """Ending what stopped calls left behind (docs/resume.md)."""
+
     async def sweep(self, *, stale_before: float) -> Swept:
         """End calls that stopped heartbeating before `stale_before` and the active chats left
         behind by them: `interrupted`/`lost`, or deleted when no user message was written."""
         ...
 
+
+class Summaries(Protocol):
+    """The summaries of long chats, for the next rehydration (docs/resume.md)."""
+
     async def set_summary(self, chat_id: str, summary: str, *, upto_seq: int) -> bool:
         """Store the summary of messages 1..`upto_seq`; ignored (False) unless it covers more
         than the stored one."""
         ...
+
+
+class Administration(Protocol):
+    """The schema, and what operators and the caller's app do to chats beyond a call."""
+
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations in order; return the versions applied (none: a no-op)."""
+        ...
+
+    async def schema_status(self) -> SchemaStatus: ...
 
     async def rename_chat(self, chat_id: str, title: str, *, owner: OwnerScope) -> Chat: ...
 
@@ -176,4 +199,6 @@ class Store(Protocol):
         """Write a consistent copy of the whole store to a new file at `path`."""
         ...
 
-    async def aclose(self) -> None: ...
+
+class Store(ChatStore, CallHolding, Sweeping, Summaries, Administration, Protocol):
+    """Everything a backend implements."""
