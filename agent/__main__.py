@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from agent.errors import AgentError, SchemaError
+from agent.factory import load_factory
 from agent.logs import configure_logging
 from agent.settings import Settings, load_settings
 from agent.store import open_store
@@ -40,6 +41,8 @@ def main() -> int:
             raise AgentError(
                 f"set {', '.join(missing)} in .env or the environment (see config/example.env)"
             )
+        if settings.factory and command in NEEDS_STORE:
+            load_factory(settings.factory)  # fails here, in one line, not at the first call
         if command in NEEDS_STORE:
             asyncio.run(check_schema(settings))
     except AgentError as exc:

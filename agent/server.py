@@ -28,6 +28,7 @@ from livekit.plugins import openai, silero
 
 from agent import sweeper
 from agent.assistant import Assistant
+from agent.factory import build, load_factory
 from agent.history import VAD_KEY, ChatHistory
 from agent.logs import configure_logging
 from agent.settings import Settings, load_settings
@@ -90,16 +91,20 @@ def build_session(
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    """Our own agent, on the providers the settings name, through the same `ChatHistory.start`
-    a user's entrypoint calls (docs/embedding.md)."""
+    """The user's session and agent (`AGENT_FACTORY`), or ours on the providers the settings
+    name, through the same `ChatHistory.start` a user's own entrypoint calls
+    (docs/embedding.md)."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     vad = ctx.proc.userdata[VAD_KEY]
-    session = build_session(
-        vad, openai_providers(settings), adaptive_interruption=settings.adaptive_interruption
-    )
-    history = ChatHistory(settings, prosody_vad=vad)
-    await history.start(ctx, session, Assistant(settings.instructions))
+    if settings.factory:
+        session, agent = await build(load_factory(settings.factory), ctx)
+    else:
+        session = build_session(
+            vad, openai_providers(settings), adaptive_interruption=settings.adaptive_interruption
+        )
+        agent = Assistant(settings.instructions)
+    await ChatHistory(settings, prosody_vad=vad).start(ctx, session, agent)
 
 
 def build_server(

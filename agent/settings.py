@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     writer_queue_max: int = Field(10_000, ge=1)
     writer_batch_max: int = Field(512, ge=1, le=10_000)
 
-    # Agent (docs/architecture.md)
+    # Agent (docs/architecture.md, docs/embedding.md)
+    factory: str = ""
+    """`package.module:function` making the user's own (AgentSession, Agent) for each job; the
+    model settings below are then theirs to use or not."""
     name: str = ""
     instructions: str = Field(DEFAULT_INSTRUCTIONS, min_length=1)
     llm_model: str = "gpt-4o-mini"
@@ -91,6 +94,14 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr = Field(SecretStr(""), validation_alias=_plain("OPENAI_API_KEY"))
     openai_base_url: str = Field("", validation_alias=_plain("OPENAI_BASE_URL"))
 
+    @field_validator("factory")
+    @classmethod
+    def _import_path(cls, value: str) -> str:
+        module, colon, attribute = value.partition(":")
+        if value and not (colon and module and attribute.isidentifier()):
+            raise ValueError("expected package.module:function")
+        return value
+
     @field_validator(
         "http_port", "load_threshold", "idle_processes", "drain_timeout_s", mode="before"
     )
@@ -108,6 +119,8 @@ class Settings(BaseSettings):
             "LIVEKIT_API_SECRET": self.livekit_api_secret.get_secret_value(),
         }
         missing = [name for name, value in wanted.items() if livekit and not value]
+        if self.factory:  # the user's factory brings its own providers
+            return missing
         if not (self.openai_api_key.get_secret_value() or self.openai_base_url):
             missing.append("OPENAI_API_KEY (or OPENAI_BASE_URL)")
         return missing

@@ -32,6 +32,7 @@ def test_example_env_documents_every_variable_with_its_default() -> None:
         ("AGENT_LOG_FORMAT", "xml"),
         ("AGENT_PROSODY", "maybe"),
         ("AGENT_CONTEXT_TOKEN_BUDGET", "-5"),
+        ("AGENT_FACTORY", "myapp.voice.build"),
     ],
 )
 def test_a_bad_value_fails_with_one_line_naming_the_variable(
@@ -88,6 +89,23 @@ def test_the_worker_says_in_one_line_that_it_needs_model_credentials(
         "agent: set OPENAI_API_KEY (or OPENAI_BASE_URL) in .env or the environment "
         "(see config/example.env)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("factory", "said"),
+    [
+        ("myapp.nowhere:build", "cannot import myapp.nowhere (ModuleNotFoundError: "
+         "No module named 'myapp')"),
+        ("tests.factories:nothing", "tests.factories:nothing does not exist"),
+        ("tests.factories:INSTRUCTIONS", "tests.factories:INSTRUCTIONS is not callable"),
+    ],
+)  # fmt: skip
+def test_a_factory_that_cannot_be_had_fails_at_start_in_one_line(
+    tmp_path: Path, factory: str, said: str
+) -> None:
+    livekit = {"LIVEKIT_URL": "ws://localhost:7880", "LIVEKIT_API_KEY": "devkey"}
+    done = _worker(tmp_path, "start", LIVEKIT_API_SECRET="secret", AGENT_FACTORY=factory, **livekit)
+    assert (done.returncode, done.stderr) == (1, f"agent: AGENT_FACTORY: {said}\n")
 
 
 def test_the_worker_refuses_a_database_that_is_not_migrated(tmp_path: Path) -> None:

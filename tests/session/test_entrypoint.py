@@ -9,18 +9,49 @@ import time
 import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from livekit.agents import vad as lk_vad
 from livekit.agents.ipc.mock_room import create_mock_room
 
+from agent.errors import AgentError
+from agent.factory import build
 from agent.ids import new_call_id
 from agent.server import SWEEPER_TASK, build_server, entrypoint
 from agent.settings import Settings
 from agent.sim.openai_server import LocalOpenAI
 from agent.store import ANY_OWNER, Store
 from agent.store.records import NewCall
+from tests import factories
 from tests.conftest import chat, msg
+from tests.session.conftest import stored
+
+Shutdown = list[Callable[[str], Awaitable[None]]]
+
+
+def mock_job(vad: lk_vad.VAD) -> tuple[types.SimpleNamespace, Any, Shutdown]:
+    """A `JobContext` as far as the entrypoint uses it, on LiveKit's mock room: the context,
+    the caller in the room, and the shutdown callbacks the entrypoint adds."""
+    room = create_mock_room()
+    caller = next(iter(room.remote_participants.values()))
+    shutdown: Shutdown = []
+
+    async def connect() -> None:
+        return None
+
+    async def wait_for_participant() -> object:
+        return caller
+
+    ctx = types.SimpleNamespace(
+        room=room,
+        connect=connect,
+        wait_for_participant=wait_for_participant,
+        proc=types.SimpleNamespace(userdata={"vad": vad}),
+        job=types.SimpleNamespace(id="job-1", metadata=""),
+        add_shutdown_callback=shutdown.append,
+    )
+    return ctx, caller, shutdown
 
 
 async def test_the_entrypoint_opens_the_callers_chat_and_closes_it_at_shutdown(
@@ -37,24 +68,7 @@ async def test_the_entrypoint_opens_the_callers_chat_and_closes_it_at_shutdown(
         "OPENAI_API_KEY": "test-key",
     }.items():
         monkeypatch.setenv(name, value)
-    room = create_mock_room()
-    caller = next(iter(room.remote_participants.values()))
-    shutdown: list[Callable[[str], Awaitable[None]]] = []
-
-    async def connect() -> None:
-        return None
-
-    async def wait_for_participant() -> object:
-        return caller
-
-    ctx = types.SimpleNamespace(
-        room=room,
-        connect=connect,
-        wait_for_participant=wait_for_participant,
-        proc=types.SimpleNamespace(userdata={"vad": vad}),
-        job=types.SimpleNamespace(id="job-1", metadata=""),
-        add_shutdown_callback=shutdown.append,
-    )
+    ctx, caller, shutdown = mock_job(vad)
     await asyncio.wait_for(entrypoint(ctx), 30)  # type: ignore[arg-type]
 
     for _ in range(200):  # 10 s: the chat is written, and the plugin calls, in the background
@@ -103,3 +117,40 @@ async def test_the_worker_sweeps_at_start_and_then_every_interval(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+async def test_the_worker_adds_persistence_around_the_users_own_factory(
+    settings: Settings,
+    reader: Store,
+    vad: lk_vad.VAD,
+    openai_server: LocalOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {
+        "AGENT_DB_URL": settings.db_url,
+        "AGENT_JOURNAL_DIR": settings.journal_dir,
+        "AGENT_FACTORY": "tests.factories:build",
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "OPENAI_API_KEY": "test-key",
+    }.items():
+        monkeypatch.setenv(name, value)
+    openai_server.script(["Welcome to the Hotel Lisboa."])
+    ctx, caller, shutdown = mock_job(vad)
+    await asyncio.wait_for(entrypoint(ctx), 30)  # type: ignore[arg-type]
+
+    for _ in range(200):  # 10 s: the factory's agent greets, and its words are written
+        page = await reader.list_chats(owner=caller.identity)
+        said = [m.content for c in page.chats for m in (await stored(reader, c.id))]
+        if said:
+            break
+        await asyncio.sleep(0.05)
+    assert said == ["Welcome to the Hotel Lisboa."]
+    (greeting,) = openai_server.chat_requests()
+    assert greeting["messages"][0]["content"] == factories.INSTRUCTIONS
+    await asyncio.wait_for(shutdown[0]("job shutdown"), 30)
+
+
+async def test_a_factory_that_returns_something_else_is_named_in_one_line() -> None:
+    with pytest.raises(AgentError) as wrong:
+        await build(factories.wrong, None)  # type: ignore[arg-type]
+    assert str(wrong.value) == "AGENT_FACTORY returned str, not (AgentSession, Agent)"
