@@ -54,13 +54,12 @@ def mock_job(vad: lk_vad.VAD) -> tuple[types.SimpleNamespace, Any, Shutdown]:
     return ctx, caller, shutdown
 
 
-async def test_the_entrypoint_opens_the_callers_chat_and_closes_it_at_shutdown(
-    settings: Settings,
-    reader: Store,
-    vad: lk_vad.VAD,
-    openai_server: LocalOpenAI,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def worker_env(
+    settings: Settings, openai_server: LocalOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> pytest.MonkeyPatch:
+    """The environment the entrypoint reads its settings from: the test's store and the local
+    model server."""
     for name, value in {
         "AGENT_DB_URL": settings.db_url,
         "AGENT_JOURNAL_DIR": settings.journal_dir,
@@ -68,6 +67,16 @@ async def test_the_entrypoint_opens_the_callers_chat_and_closes_it_at_shutdown(
         "OPENAI_API_KEY": "test-key",
     }.items():
         monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+async def test_the_entrypoint_opens_the_callers_chat_and_closes_it_at_shutdown(
+    settings: Settings,
+    reader: Store,
+    vad: lk_vad.VAD,
+    openai_server: LocalOpenAI,
+    worker_env: pytest.MonkeyPatch,
+) -> None:
     ctx, caller, shutdown = mock_job(vad)
     await asyncio.wait_for(entrypoint(ctx), 30)  # type: ignore[arg-type]
 
@@ -120,20 +129,9 @@ async def test_the_worker_sweeps_at_start_and_then_every_interval(
 
 
 async def test_the_worker_adds_persistence_around_the_users_own_factory(
-    settings: Settings,
-    reader: Store,
-    vad: lk_vad.VAD,
-    openai_server: LocalOpenAI,
-    monkeypatch: pytest.MonkeyPatch,
+    reader: Store, vad: lk_vad.VAD, openai_server: LocalOpenAI, worker_env: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {
-        "AGENT_DB_URL": settings.db_url,
-        "AGENT_JOURNAL_DIR": settings.journal_dir,
-        "AGENT_FACTORY": "tests.factories:build",
-        "OPENAI_BASE_URL": openai_server.base_url,
-        "OPENAI_API_KEY": "test-key",
-    }.items():
-        monkeypatch.setenv(name, value)
+    worker_env.setenv("AGENT_FACTORY", "tests.factories:build")
     openai_server.script(["Welcome to the Hotel Lisboa."])
     ctx, caller, shutdown = mock_job(vad)
     await asyncio.wait_for(entrypoint(ctx), 30)  # type: ignore[arg-type]
