@@ -1,6 +1,10 @@
 """A LiveKit Agents voice-agent worker with built-in persistence."""
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agent.history import Call, ChatHistory
 
 # onnxruntime (loaded by the silero VAD) reports telemetry to Microsoft unless told not to; a
 # self-hosted worker connects only to what its operator configured (docs/architecture.md).

@@ -10,8 +10,9 @@ assert on the requests it records (docs/simulate.md).
 
 In a process of its own (`python -m agent.sim.openai_server`), as a real provider would be, it
 is also told what to expect and asked what it received over HTTP: `POST /sim/clips` (a text
-and an espeak-ng voice to recognize), `POST /sim/replies` (replies to give, in order) and
-`GET /sim/requests` (every request so far).
+and an espeak-ng voice to recognize), `POST /sim/replies` (replies to give, in order: a text,
+or `{"tool": name, "arguments": {…}}` for a tool call) and `GET /sim/requests` (every request
+so far).
 """
 
 from __future__ import annotations
@@ -212,7 +213,10 @@ class LocalOpenAI:
 
     async def _script(self, request: web.Request) -> web.Response:
         replies = (await request.json())["replies"]
-        self.script(str(r) for r in replies)
+        self.script(
+            ToolCall(r["tool"], r.get("arguments", {})) if isinstance(r, dict) else str(r)
+            for r in replies
+        )
         return web.json_response({"queued": len(self.replies)})
 
     async def _recorded(self, request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from agent.sim.caller import RATE, wait_until
+from agent.sim.openai_server import ToolCall
 from agent.sim.speech import Voice
 
 
@@ -81,8 +83,12 @@ class ModelServer:
         voice_json = {"pitch": voice.pitch, "rate": voice.rate, "volume": voice.volume}
         await self._call("POST", "/sim/clips", {"text": text, "voice": voice_json, "rate": RATE})
 
-    async def script(self, replies: list[str]) -> None:
-        await self._call("POST", "/sim/replies", {"replies": replies})
+    async def script(self, replies: Sequence[str | ToolCall]) -> None:
+        wire = [
+            {"tool": r.name, "arguments": r.arguments} if isinstance(r, ToolCall) else r
+            for r in replies
+        ]
+        await self._call("POST", "/sim/replies", {"replies": wire})
 
     async def requests(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = await self._call("GET", "/sim/requests")
@@ -104,6 +110,9 @@ class Worker:
     """Run under another program, e.g. strace."""
     program: list[str] = field(default_factory=lambda: ["-m", "agent"])
     """What Python runs, before the command: the worker's module, or a script around it."""
+    ready: str = "worker.registered"
+    """The log event that says the worker has registered (LiveKit's own is "registered
+    worker", for a worker that is not ours)."""
     _proc: subprocess.Popen[bytes] | None = None
 
     async def start(self, limit_s: float = 90.0) -> None:
@@ -135,7 +144,7 @@ class Worker:
 
     @property
     def registered(self) -> bool:
-        return self.saw("worker.registered")
+        return self.saw(self.ready)
 
     def events(self) -> list[dict[str, Any]]:
         """The worker's log, one JSON record a line (its other lines left out)."""

@@ -107,13 +107,16 @@ async def start_worker(
 
     async def start(
         *, db: str | None = None, command: str = "start", wrapper: list[str] | None = None,
-        **settings: str,
+        program: list[str] | None = None, **settings: str,
     ) -> Worker:  # fmt: skip
-        """A worker registered with the server; `settings` are AGENT_* variables by name."""
+        """A worker registered with the server (ours, or `program` run by Python, a worker
+        of the user's); `settings` are AGENT_* variables by name."""
         folder = tmp_path / f"worker{len(started) + 1}"
         folder.mkdir()
         env = worker_env(livekit_server, model_server, db or db_url, folder, **settings)
         worker = Worker(env, folder / "worker.log", command=command, wrapper=wrapper or [])
+        if program is not None:
+            worker.program, worker.ready = program, "registered worker"
         started.append(worker)
         await worker.start()
         return worker
