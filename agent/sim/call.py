@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from livekit import rtc
-from livekit.agents import Agent, llm
+from livekit.agents import Agent, AgentSession, llm
 from livekit.agents import vad as lk_vad
 from livekit.agents.voice.events import AgentStateChangedEvent, ConversationItemAddedEvent
 from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
@@ -53,6 +53,8 @@ class SimCall:
     realtime_mic: bool = False
     agent: Agent | None = None
     """The agent the call starts with (default: ours, with `tools` and `trace`)."""
+    user_session: AgentSession[Any] | None = None
+    """The session, unstarted (default: ours, from `providers`)."""
     job_metadata: str | None = None
     """The job's metadata, as `agentctl dispatch create --metadata/--chat-id` sets it."""
     caller_attributes: dict[str, str] = field(default_factory=dict)
@@ -74,7 +76,7 @@ class SimCall:
             id=f"sim-job-{int(time.time() * 1000)}",
             metadata=self.job_metadata or "",
         )
-        session = build_session(
+        session = self.user_session or build_session(
             self.vad,
             self.providers,
             adaptive_interruption=self.settings.adaptive_interruption,

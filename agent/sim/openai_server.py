@@ -73,6 +73,29 @@ async def serve_locally(app: web.Application) -> tuple[web.AppRunner, int]:
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
+@dataclass
+class LocalService:
+    """A stand-in for a model provider on a free loopback port, at `base_url` once started."""
+
+    base_url: str = ""
+    _runner: web.AppRunner | None = None
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> str:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.routes(app)
+        self._runner, port = await serve_locally(app)
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self.base_url
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
 def _text(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, list):
@@ -95,15 +118,13 @@ def is_summary_request(body: Any) -> bool:
 
 
 @dataclass
-class LocalOpenAI:
+class LocalOpenAI(LocalService):
     recognizer: ClipRecognizer = field(default_factory=ClipRecognizer)
     replies: deque[Reply] = field(default_factory=deque)
     summaries: deque[str] = field(default_factory=deque)
     voice: Voice = AGENT_VOICE
     requests: list[Recorded] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
-    base_url: str = ""
 
     def script(self, replies: Iterable[Reply]) -> None:
         self.replies.extend(replies)
@@ -115,8 +136,7 @@ class LocalOpenAI:
     def summary_requests(self) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.path == SUMMARY_PATH]
 
-    async def start(self) -> str:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/audio/transcriptions", self._transcribe)
@@ -124,14 +144,6 @@ class LocalOpenAI:
         app.router.add_post("/sim/clips", self._learn)
         app.router.add_post("/sim/replies", self._script)
         app.router.add_get("/sim/requests", self._recorded)
-        self._runner, port = await serve_locally(app)
-        self.base_url = f"http://127.0.0.1:{port}/v1"
-        return self.base_url
-
-    async def aclose(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def _models(self, request: web.Request) -> web.Response:
         self.requests.append(Recorded(request.path, None))

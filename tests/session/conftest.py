@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit.agents import Agent, llm
+from livekit.agents import Agent, AgentSession, llm
 from livekit.agents import vad as lk_vad
 from livekit.plugins import silero
 from pydantic import SecretStr
@@ -100,9 +100,11 @@ async def start_call(
         caller_attributes: dict[str, str] | None = None,
         caller: str = CALLER,
         agent: Agent | None = None,
+        session: AgentSession[Any] | None = None,
         **overrides: Any,
     ) -> SimCall:
-        """A call of CALLER (with `agent`, else ours); `overrides` are settings."""
+        """A call of CALLER (with `agent` and `session`, else ours); `overrides` are
+        settings."""
         call_settings = settings.model_copy(update=overrides)
         call = SimCall(
             call_settings,
@@ -116,6 +118,7 @@ async def start_call(
             job_metadata=job_metadata,
             caller_attributes=caller_attributes or {},
             agent=agent,
+            user_session=session,
         )
         calls.append(call)
         await call.start()

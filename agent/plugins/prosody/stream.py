@@ -11,7 +11,6 @@ utterances heard since the previous one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Coroutine
@@ -28,8 +27,11 @@ from agent.plugins.prosody.tracker import Tracker
 
 log = structlog.get_logger(__name__)
 
-TAKE_WAIT_S = 0.5
-"""How long `take()` waits for our VAD to close an utterance the session already ended."""
+TAKE_WAIT_S = 1.0
+"""How long `take()` waits for our VAD to catch up with the audio and close an utterance the
+session already ended (off the reply path: only the message's write waits)."""
+VAD_SLACK_S = 0.1
+"""How far behind the audio our VAD may be and still count as caught up (its windows)."""
 CLOCK_POINTS = 4000
 """(audio time, wall time) pairs kept to date an utterance: ~40 s of 10 ms frames."""
 
@@ -70,6 +72,7 @@ class AcousticStream:
         self._vad_stream: lk_vad.VADStream | None = None
         self._heard: list[_Utterance] = []
         self._changed = asyncio.Event()
+        self._vad_s = 0.0  # how far into the audio our VAD has got
         self._tasks: set[asyncio.Task[None]] = set()
         self._clock: deque[tuple[float, float]] = deque(maxlen=CLOCK_POINTS)
 
@@ -98,6 +101,7 @@ class AcousticStream:
             log.warning("prosody.rate_changed", sample_rate=rate)
         self._heard.clear()
         self._clock.clear()
+        self._vad_s = 0.0
         self._close_vad()
         try:
             self._tracker = Tracker(rate)
@@ -110,22 +114,34 @@ class AcousticStream:
 
     async def _follow(self, stream: lk_vad.VADStream) -> None:
         async for ev in stream:
+            self._vad_s = max(self._vad_s, ev.timestamp)
             if ev.type == lk_vad.VADEventType.START_OF_SPEECH:
                 buffered = sum(f.samples_per_channel / f.sample_rate for f in ev.frames)
                 self._heard.append(_Utterance(start_s=max(ev.timestamp - buffered, 0.0)))
-            elif ev.type == lk_vad.VADEventType.END_OF_SPEECH:
-                if self._heard and self._heard[-1].end_s is None:
-                    self._heard[-1].end_s = ev.timestamp - ev.silence_duration
-                self._changed.set()
+            elif (
+                ev.type == lk_vad.VADEventType.END_OF_SPEECH
+                and self._heard
+                and self._heard[-1].end_s is None
+            ):
+                self._heard[-1].end_s = ev.timestamp - ev.silence_duration
+            self._changed.set()
 
     async def take(self, transcript: str) -> Heard | None:
         """The acoustic prosody of what the caller said since the last `take`, or None when no
-        speech was heard. Our VAD may close an utterance a moment after the session's did, so
-        with none closed yet it waits briefly; an utterance still open then counts up to now."""
-        if self._heard and all(u.end_s is None for u in self._heard):
+        speech was heard. Our VAD may lag the audio (a loaded machine, audio that arrived in a
+        burst) and close an utterance a moment after the session's did, so it waits briefly for
+        both; an utterance still open then counts up to now."""
+        pushed = self._tracker.pushed_s if self._tracker is not None else 0.0
+        deadline = asyncio.get_running_loop().time() + TAKE_WAIT_S
+        while self._vad_s < pushed - VAD_SLACK_S or (
+            self._heard and all(u.end_s is None for u in self._heard)
+        ):
             self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), TAKE_WAIT_S)
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                await asyncio.wait_for(self._changed.wait(), max(remaining, 0.0))
+            except TimeoutError:
+                break
         tracker = self._tracker
         if tracker is None or not self._heard:
             return None
