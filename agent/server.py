@@ -15,7 +15,6 @@ import structlog
 from livekit.agents import (
     AgentServer,
     AgentSession,
-    InterruptionOptions,
     JobContext,
     JobProcess,
     llm,
@@ -24,6 +23,7 @@ from livekit.agents import (
 )
 from livekit.agents import vad as lk_vad
 from livekit.agents.types import NOT_GIVEN
+from livekit.agents.voice.turn import TurnHandlingOptions
 from livekit.plugins import openai, silero
 
 from agent import sweeper
@@ -44,16 +44,32 @@ def prewarm(proc: JobProcess) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Providers:
-    stt: stt.STT[Any]
-    llm: llm.LLM[Any]
-    tts: tts.TTS[Any]
+    """The session's models: STT, LLM and TTS, or a realtime model alone; and the text model
+    that writes summaries."""
+
+    summaries: llm.LLM[Any]
+    llm: llm.LLM[Any] | llm.RealtimeModel
+    stt: stt.STT[Any] | None = None
+    tts: tts.TTS[Any] | None = None
+    preemptive_generation: bool | None = None
 
 
 def openai_providers(settings: Settings) -> Providers:
-    """STT, LLM and TTS through `livekit-plugins-openai`: OpenAI itself, or any compatible
-    server named by `OPENAI_BASE_URL`."""
+    """STT, LLM and TTS, or a realtime model, through `livekit-plugins-openai`: OpenAI itself,
+    or any compatible server named by `OPENAI_BASE_URL`."""
     key = settings.openai_api_key.get_secret_value() or NOT_GIVEN
     base_url = settings.openai_base_url or NOT_GIVEN
+    summaries = openai.LLM(
+        model=settings.summary_model or settings.llm_model, api_key=key, base_url=base_url
+    )
+    if settings.realtime_model:
+        realtime = openai.realtime.RealtimeModel(
+            model=settings.realtime_model,
+            voice=settings.tts_voice,
+            api_key=settings.openai_api_key.get_secret_value() or None,
+            base_url=base_url,
+        )
+        return Providers(llm=realtime, summaries=summaries)
     return Providers(
         stt=openai.STT(model=settings.stt_model, api_key=key, base_url=base_url),
         llm=openai.LLM(model=settings.llm_model, api_key=key, base_url=base_url),
@@ -64,6 +80,8 @@ def openai_providers(settings: Settings) -> Providers:
             api_key=key,
             base_url=base_url,
         ),
+        summaries=summaries,
+        preemptive_generation=settings.preemptive_generation,
     )
 
 
@@ -79,13 +97,19 @@ def build_session(
     to LiveKit Cloud). `simulated` is for a caller with no echo path (the simulator's): no AEC
     warm-up, which would drop the caller's speech during the agent's first seconds of
     talking."""
-    interruption: InterruptionOptions = {} if adaptive_interruption else {"mode": "vad"}
+    realtime = isinstance(providers.llm, llm.RealtimeModel)
+    turns: TurnHandlingOptions = {
+        "turn_detection": "realtime_llm" if realtime else "vad",
+        "interruption": {} if adaptive_interruption else {"mode": "vad"},
+    }
+    if providers.preemptive_generation is not None:
+        turns["preemptive_generation"] = {"enabled": providers.preemptive_generation}
     return AgentSession(
         vad=vad,
-        stt=providers.stt,
+        stt=providers.stt or NOT_GIVEN,
         llm=providers.llm,
-        tts=providers.tts,
-        turn_handling={"turn_detection": "vad", "interruption": interruption},
+        tts=providers.tts or NOT_GIVEN,
+        turn_handling=turns,
         aec_warmup_duration=0.0 if simulated else NOT_GIVEN,
     )
 
@@ -100,11 +124,14 @@ async def entrypoint(ctx: JobContext) -> None:
     if settings.factory:
         session, agent = await build(load_factory(settings.factory), ctx)
     else:
+        providers = openai_providers(settings)
         session = build_session(
-            vad, openai_providers(settings), adaptive_interruption=settings.adaptive_interruption
+            vad, providers, adaptive_interruption=settings.adaptive_interruption
         )
         agent = Assistant(settings.instructions)
-    await ChatHistory(settings, prosody_vad=vad).start(ctx, session, agent)
+    summaries = None if settings.factory else providers.summaries
+    history = ChatHistory(settings, prosody_vad=vad, summary_llm=summaries)
+    await history.start(ctx, session, agent)
 
 
 def build_server(

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     stt_model: str = "gpt-4o-mini-transcribe"
     tts_model: str = "gpt-4o-mini-tts"
     tts_voice: str = "alloy"
+    realtime_model: str = ""
+    """A speech-to-speech model (e.g. `gpt-realtime`) in place of STT, LLM and TTS."""
+    summary_model: str = ""
+    """The text model that writes summaries (empty: `llm_model`)."""
+    preemptive_generation: bool | None = None
+    """Start the reply before the turn is confirmed (unset: LiveKit's default, on)."""
     prosody: bool = True
 
     # Resume (docs/resume.md)
@@ -103,7 +109,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "http_port", "load_threshold", "idle_processes", "drain_timeout_s", mode="before"
+        "http_port",
+        "load_threshold",
+        "idle_processes",
+        "drain_timeout_s",
+        "preemptive_generation",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

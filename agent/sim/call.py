@@ -87,7 +87,7 @@ class SimCall:
         )
         self.call = Call.for_job(
             self.settings, self.writer, session, agent, self.job,
-            prosody_vad=self.vad, summary_llm=self.providers.llm,
+            prosody_vad=self.vad, summary_llm=self.providers.summaries,
         )  # fmt: skip
         self.session = session
         self.items: list[llm.ChatMessage] = []

@@ -48,6 +48,8 @@ class LocalRealtime(LocalService):
     """Every client event received (audio appends without their audio), oldest first."""
     items: list[dict[str, Any]] = field(default_factory=list)
     """The conversation the model holds now (the newest connection's), in order."""
+    models: list[str] = field(default_factory=list)
+    """The model each connection asked for."""
 
     def script(self, replies: Iterable[str]) -> None:
         self.replies.extend(replies)
@@ -59,6 +61,7 @@ class LocalRealtime(LocalService):
         app.router.add_get("/v1/realtime", self._connect)
 
     async def _connect(self, request: web.Request) -> web.WebSocketResponse:
+        self.models.append(request.query.get("model", ""))
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         conversation = _Conversation(self, ws)

@@ -127,6 +127,8 @@ async def start_call(
     yield start
     for call in calls:
         await call.end("hangup")
+        if isinstance(call.providers.llm, llm.RealtimeModel):
+            await call.providers.llm.aclose()  # its HTTP session (a job's is LiveKit's)
 
 
 async def stored(reader: Store, chat_id: str) -> list[Message]:

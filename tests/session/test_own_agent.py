@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
+import pytest
 from livekit import rtc
 from livekit.agents import Agent, ModelSettings, function_tool, llm, stt
 
@@ -137,3 +138,19 @@ async def test_after_a_handoff_capture_goes_on_and_new_chat_acts_on_the_active_a
         ("assistant", "Hello! What can I do for you?"), ("user", "A recipe for pasta."),
         ("assistant", "Sure, pasta."),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("preemptive", "requests"), [(True, 2), (False, 1)])
+async def test_preemptive_generation_is_a_setting(
+    start_call: StartCall,
+    speech: Speak,
+    openai_server: LocalOpenAI,
+    preemptive: bool,
+    requests: int,
+) -> None:
+    # the concierge's turn hook changes the context, so a reply started before it is dropped
+    # and asked for again: two requests for the turn with preemptive generation, one without
+    clip = await speech("When does the museum open?")
+    call = await start_call(agent=Concierge(), preemptive_generation=preemptive)
+    await call.say(clip)
+    assert len(openai_server.chat_requests()) == requests

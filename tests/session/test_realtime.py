@@ -175,3 +175,18 @@ async def test_an_interrupted_realtime_answer_keeps_only_what_was_played(
     assert cut and long.startswith(cut) and len(cut) < len(long)
     (truncated,) = realtime.received("conversation.item.truncate")
     assert truncated["audio_end_ms"] > 0
+
+
+async def test_the_worker_runs_a_realtime_model_named_in_the_settings(
+    start_call: StartCall, realtime: LocalRealtime, reader: Store
+) -> None:
+    lisbon = await clip(realtime, LISBON)
+    realtime.script(["Lisbon is lovely."])
+    call = await start_call(realtime_model="gpt-realtime", openai_base_url=realtime.base_url)
+    await call.say(lisbon)
+    await call.end("hangup")
+
+    assert realtime.models == ["gpt-realtime"]
+    assert [(m.role, m.content) for m in await stored(reader, call.call.chat_id)] == [
+        ("user", LISBON), ("assistant", "Lisbon is lovely."),
+    ]  # fmt: skip
