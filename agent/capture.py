@@ -1,9 +1,9 @@
 """Capture (docs/store.md): every finalized message of a call, handed to the writer the moment it
 finalizes. The session's callbacks are synchronous and on the call's path, so they only build
-a record and submit it (microseconds); the writer commits off the loop. A user message first
-gets the prosody of the speech it came from (up to half a second, off the reply path), and
-what the call says after it waits its turn, so records reach the writer in the order they
-were said. Nothing here raises into the session, and message text never reaches a log.
+a record and submit it (microseconds); the writer commits off the loop. The prosody of a user
+message's speech follows it (`MessageMeasured`) once our VAD has closed the utterance, within
+a second, so the message itself is never kept waiting. Nothing here raises into the session,
+and message text never reaches a log.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable
 from typing import Any, Literal
 
 import structlog
@@ -25,6 +25,7 @@ from agent.store.records import (
     CallEnded,
     ChatMetadataSet,
     ChatStatus,
+    MessageMeasured,
     NewCall,
     NewChat,
     NewMessage,
@@ -38,16 +39,12 @@ CallEnd = Literal["hangup", "shutdown", "lost"]
 ChatEnd = Literal["hangup", "shutdown", "lost", "new_chat", "switched"]
 """Why the call lets go of its chat: the call ended, or the caller started another chat."""
 BASELINE_KEY = "prosody_baseline"
-SPOKEN_KEY = "spoken_at"
-"""`ChatMessage.extra` key: [start, end] of the caller's speech, wall clock, from the prosody
-stream's VAD (the session's own speaking times are missing when its VAD anchors disagree)."""
 
 
 def message_record(item: llm.ChatMessage, chat_id: str, call_id: str) -> NewMessage:
     """A user or assistant `ChatMessage` as the message to store."""
     metrics = item.metrics
     prosody = item.extra.get("prosody") if item.role == "user" else None
-    spoken = item.extra.get(SPOKEN_KEY) or [None, None]
     return NewMessage(
         id=item.id,
         chat_id=chat_id,
@@ -56,8 +53,8 @@ def message_record(item: llm.ChatMessage, chat_id: str, call_id: str) -> NewMess
         content=item.text_content,
         interrupted=item.interrupted,
         confidence=item.transcript_confidence,
-        started_at=metrics.get("started_speaking_at") or spoken[0],
-        ended_at=metrics.get("stopped_speaking_at") or spoken[1],
+        started_at=metrics.get("started_speaking_at"),
+        ended_at=metrics.get("stopped_speaking_at"),
         created_at=item.created_at,
         prosody=prosody if isinstance(prosody, dict) else None,
         item=item.model_dump(mode="json", exclude={"hash"}),
@@ -117,8 +114,7 @@ class Capture:
         self._state = state
         self._writer = writer
         self._prosody = prosody
-        self._queued: asyncio.Task[None] | None = None
-        """The newest records waiting their turn behind a user message's prosody."""
+        self._measuring: set[asyncio.Task[None]] = set()
         self._agent_name = agent_name
         self._clock = clock
         self.on_taken_over: Callable[[str], None] | None = None
@@ -136,18 +132,19 @@ class Capture:
         chat = NewChat(
             id=state.chat_id, owner=state.owner, agent_name=self._agent_name, created_at=now
         )
-        self._in_order([chat, call_row(state, state.chat_id, state.call_id, now)])
+        self._submit(chat)
+        self._submit(call_row(state, state.chat_id, state.call_id, now))
 
     async def flush_and_close(self, how: ChatEnd) -> bool | None:
         """Flush what the call said, then close its call row and chat; whether the chat was
         kept (None: not closed). A lost call (`drop`) closes nothing: the chat stays active,
         for the sweeper and resume to find."""
+        if self._measuring:  # what the caller's last words measured belongs to this chat
+            await asyncio.wait(set(self._measuring))
         if how != "lost":
-            self._in_order(
-                [CallEnded(call_id=self._state.call_id, end_reason=how, ended_at=self._clock())]
+            self._submit(
+                CallEnded(call_id=self._state.call_id, end_reason=how, ended_at=self._clock())
             )
-        while (queued := self._queued) is not None and not queued.done():
-            await asyncio.wait([queued])
         await self._writer.flush()
         if how == "lost":
             return None
@@ -172,63 +169,48 @@ class Capture:
             return
         chat_id, call_id = self._state.chat_id, self._state.call_id
         try:
+            self._submit(message_record(item, chat_id, call_id))
             if item.role == "user" and self._prosody is not None:
-                self._queue(self._measured(self._prosody, item, chat_id, call_id))
-            else:
-                self._in_order([message_record(item, chat_id, call_id)])
+                task = asyncio.create_task(
+                    self._measure(self._prosody, item, chat_id), name="capture.prosody"
+                )
+                self._measuring.add(task)
+                task.add_done_callback(self._measuring.discard)
         except Exception as exc:  # noqa: BLE001 - a session callback must never raise into the call
             log.error("message.rejected", item_id=item.id, error=type(exc).__name__)
 
     def _on_tools(self, ev: FunctionToolsExecutedEvent) -> None:
         try:
-            self._in_order(tool_records(ev, self._state.chat_id, self._state.call_id))
+            for record in tool_records(ev, self._state.chat_id, self._state.call_id):
+                self._submit(record)
         except Exception as exc:  # noqa: BLE001 - as above
             log.error("message.rejected", kind="tool", error=type(exc).__name__)
 
-    async def _measured(
-        self, prosody: ProsodyStream, item: llm.ChatMessage, chat_id: str, call_id: str
-    ) -> list[Record]:
-        """The user message with the prosody of the speech it came from, scored against the
-        caller's baseline, and the baseline it then joined; the message alone when nothing
-        was heard or measuring failed."""
+    async def _measure(self, prosody: ProsodyStream, item: llm.ChatMessage, chat_id: str) -> None:
+        """The prosody of the speech a stored user message came from, scored against the
+        caller's baseline, which it then joins; nothing when nothing was heard."""
         try:
             heard = await prosody.take(item.text_content or "")
-        except Exception as exc:  # noqa: BLE001 - prosody is an extra: the message is stored without it
+            if heard is None:
+                return
+            state = self._state
+            here = state.chat_id == chat_id  # (a chat left meanwhile keeps its baseline)
+            measured = state.relate(heard.prosody) if here else heard.prosody
+            item.extra["prosody"] = measured  # for whoever reads the session's history
+            metrics = item.metrics
+            self._submit(
+                MessageMeasured(
+                    message_id=item.id,
+                    prosody=measured,
+                    started_at=metrics.get("started_speaking_at") or heard.started_at,
+                    ended_at=metrics.get("stopped_speaking_at") or heard.ended_at,
+                )
+            )
+            if here:
+                baseline = state.baseline.to_json()
+                self._submit(ChatMetadataSet(chat_id=chat_id, key=BASELINE_KEY, value=baseline))
+        except Exception as exc:  # noqa: BLE001 - prosody is an extra: the message is stored
             log.error("prosody.failed", item_id=item.id, error=type(exc).__name__)
-            heard = None
-        if heard is None:
-            return [message_record(item, chat_id, call_id)]
-        state = self._state
-        here = state.chat_id == chat_id  # (a chat left meanwhile keeps its baseline as it was)
-        measured = state.relate(heard.prosody) if here else heard.prosody
-        item.extra.update({"prosody": measured, SPOKEN_KEY: [heard.started_at, heard.ended_at]})
-        records: list[Record] = [message_record(item, chat_id, call_id)]
-        if here:
-            baseline = state.baseline.to_json()
-            records.append(ChatMetadataSet(chat_id=chat_id, key=BASELINE_KEY, value=baseline))
-        return records
-
-    def _in_order(self, records: Sequence[Record]) -> None:
-        """Submit now, or after the records still waiting, so that the order holds."""
-        if self._queued is None or self._queued.done():
-            for record in records:
-                self._submit(record)
-        else:
-            self._queue(_ready(records))
-
-    def _queue(self, records: Coroutine[Any, Any, Sequence[Record]]) -> None:
-        ahead = self._queued
-
-        async def in_turn() -> None:
-            if ahead is not None:
-                await asyncio.wait([ahead])
-            try:
-                for record in await records:
-                    self._submit(record)
-            except Exception as exc:  # noqa: BLE001 - logged, never raised into the session
-                log.error("message.rejected", error=type(exc).__name__)
-
-        self._queued = asyncio.create_task(in_turn(), name="capture.in_turn")
 
     def _submit(self, record: Record) -> None:
         future = self._writer.submit(record)
@@ -249,7 +231,3 @@ class Capture:
                 )
                 return
         log.error("message.unsaved", record_id=record.ref, error=type(exc).__name__)
-
-
-async def _ready(records: Sequence[Record]) -> Sequence[Record]:
-    return records

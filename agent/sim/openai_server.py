@@ -235,15 +235,23 @@ class LocalOpenAI(LocalService):
         return web.json_response([{"path": r.path, "body": r.body} for r in self.requests])
 
 
-async def _serve(texts: list[str], mic_rate: int) -> None:
-    """Serve until stdin closes, knowing the clips of `texts` in espeak-ng's default voice."""
-    server = LocalOpenAI()
+async def serve_until_stdin_closes(
+    server: LocalService, recognizer: ClipRecognizer, texts: list[str], rate: int
+) -> None:
+    """Serve in a process of its own, knowing the clips of `texts` in espeak-ng's default
+    voice at `rate`: print the base URL (the one line the parent waits for), serve until
+    standard input closes."""
     for text in texts:
-        server.recognizer.learn(text, resample(await espeak(text), ESPEAK_RATE, mic_rate), mic_rate)
-    sys.stdout.write(await server.start() + "\n")  # the one line the parent waits for
+        recognizer.learn(text, resample(await espeak(text), ESPEAK_RATE, rate), rate)
+    sys.stdout.write(await server.start() + "\n")
     sys.stdout.flush()
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await server.aclose()
+
+
+async def _serve(texts: list[str], mic_rate: int) -> None:
+    server = LocalOpenAI()
+    await serve_until_stdin_closes(server, server.recognizer, texts, mic_rate)
 
 
 if __name__ == "__main__":

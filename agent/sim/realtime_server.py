@@ -18,6 +18,7 @@ import asyncio
 import base64
 import itertools
 import json
+import sys
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from agent.sim.openai_server import LocalService
+from agent.sim.openai_server import LocalService, serve_until_stdin_closes
 from agent.sim.speech import ESPEAK_RATE, ClipRecognizer, Pcm, Voice, espeak, resample
 
 RATE = 24_000
@@ -215,3 +216,14 @@ class _Conversation:
 
 def _without(event: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k not in keys and k != "event_id"}
+
+
+async def _serve(texts: list[str]) -> None:
+    server = LocalRealtime()
+    await serve_until_stdin_closes(server, server.recognizer, texts, RATE)
+
+
+if __name__ == "__main__":
+    # In a process of its own, as the service would be (for the benchmarks):
+    #   python -m agent.sim.realtime_server ["first utterance" "second utterance" ...]
+    asyncio.run(_serve(sys.argv[1:]))

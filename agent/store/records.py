@@ -132,8 +132,12 @@ class _Record(BaseModel):
     @property
     def ref(self) -> str:
         """The id a log line may name this record by."""
+        fields = self.__dict__
         return str(
-            self.__dict__.get("id") or self.__dict__.get("call_id") or self.__dict__["chat_id"]
+            fields.get("id")
+            or fields.get("message_id")
+            or fields.get("call_id")
+            or fields["chat_id"]
         )
 
     def json_texts(self) -> dict[str, str]:
@@ -207,8 +211,21 @@ class ChatMetadataSet(_Record):
     value: JsonObject
 
 
+class MessageMeasured(_Record):
+    """What was measured of a user message's speech, which arrives after the message itself
+    is stored: its prosody, and when it was said where the session did not know. Replaying it
+    sets the same values."""
+
+    kind: Literal["message_measured"] = "message_measured"
+    message_id: str = Field(min_length=1, max_length=64)
+    prosody: JsonObject
+    started_at: float | None = None
+    ended_at: float | None = None
+
+
 Record = Annotated[
-    NewChat | NewMessage | NewCall | CallEnded | ChatMetadataSet, Field(discriminator="kind")
+    NewChat | NewMessage | NewCall | CallEnded | ChatMetadataSet | MessageMeasured,
+    Field(discriminator="kind"),
 ]
 
 

@@ -16,6 +16,7 @@ from agent.store import ANY_OWNER, Store, open_store
 from agent.store.records import (
     MAX_JSON_CHARS,
     MAX_TEXT_CHARS,
+    MessageMeasured,
     NewChat,
     NewMessage,
     Record,
@@ -423,3 +424,26 @@ async def test_stored_metadata_always_carries_a_version(store: Store) -> None:
     assert (await store.get_chat(c.id, owner="alice")).metadata == {"v": 1, "source": "sip"}
     [got] = (await store.messages(c.id, owner="alice")).messages
     assert got.metadata == {"v": 1}
+
+
+async def test_a_measurement_arrives_after_its_message_and_replays_change_nothing(
+    store: Store,
+) -> None:
+    c = chat()
+    said, timed = msg(c.id, "Book Lisbon."), msg(c.id, "And Porto.")
+    timed = timed.model_copy(update={"started_at": 5.0, "ended_at": 6.0})
+    await store.write([c, said, timed])
+    prosody = {"v": 1, "pitch": {"median_hz": 120.5}}
+    measured = [
+        MessageMeasured(message_id=said.id, prosody=prosody, started_at=1.0, ended_at=2.0),
+        MessageMeasured(message_id=timed.id, prosody=prosody, started_at=7.0, ended_at=8.0),
+        MessageMeasured(message_id="item_nowhere", prosody=prosody),
+    ]
+    await store.write(measured)
+    await store.write(measured)  # a replayed journal
+    got = (await store.messages(c.id, owner=ANY_OWNER)).messages
+    assert [(m.prosody, m.started_at, m.ended_at) for m in got] == [
+        (prosody, 1.0, 2.0),
+        (prosody, 5.0, 6.0),  # what the session knew of when it was said stays
+    ]
+    assert (await store.get_chat(c.id, owner=ANY_OWNER)).message_count == 2

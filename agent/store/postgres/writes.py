@@ -17,6 +17,7 @@ from agent.store.records import (
     ChatMetadataSet,
     ChatStatus,
     EndReason,
+    MessageMeasured,
     NewCall,
     NewChat,
     NewMessage,
@@ -96,6 +97,12 @@ async def write_records(
                 "UPDATE chats SET metadata = jsonb_set(metadata, ARRAY[$1::text], $2::jsonb)"
                 " WHERE id = $3",
                 r.key, r.json_texts()["value"], r.chat_id,
+            )  # fmt: skip
+        elif isinstance(r, MessageMeasured):
+            await conn.execute(
+                "UPDATE messages SET prosody = $1::jsonb, started_at = COALESCE(started_at, $2),"
+                " ended_at = COALESCE(ended_at, $3) WHERE id = $4",
+                r.json_texts()["prosody"], r.started_at, r.ended_at, r.message_id,
             )  # fmt: skip
     return result
 

@@ -22,6 +22,7 @@ from agent.store.records import (
     ChatMetadataSet,
     ChatStatus,
     EndReason,
+    MessageMeasured,
     NewCall,
     NewChat,
     NewMessage,
@@ -36,6 +37,10 @@ _INSERT_CHAT = (
 )
 _END_CALL = "UPDATE calls SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL"
 _SET_METADATA = "UPDATE chats SET metadata = json_set(metadata, '$.' || ?, json(?)) WHERE id = ?"
+_SET_MEASURED = (
+    "UPDATE messages SET prosody = json(?), started_at = COALESCE(started_at, ?),"
+    " ended_at = COALESCE(ended_at, ?) WHERE id = ?"
+)
 _ROW_PARAMS = "(" + ", ".join("?" * 17) + ")"
 # Rows per INSERT statement. One statement per chunk, not one per row: FTS5 flushes its pending
 # terms at every statement inside a trigger, which made per-row inserts ~4x slower.
@@ -122,6 +127,9 @@ def write_records(
             conn.execute(_END_CALL, (r.ended_at, r.end_reason, r.call_id))
         elif isinstance(r, ChatMetadataSet):
             conn.execute(_SET_METADATA, (r.key, r.json_texts()["value"], r.chat_id))
+        elif isinstance(r, MessageMeasured):
+            measured = (r.json_texts()["prosody"], r.started_at, r.ended_at, r.message_id)
+            conn.execute(_SET_MEASURED, measured)
     return result
 
 
