@@ -156,8 +156,9 @@ class Call:
         self.session = session
         self.agent = agent
         """The agent the session starts with (a handoff may make another one active)."""
-        on = settings.prosody and prosody_vad is not None
-        self.prosody = AcousticStream(prosody_vad) if on and prosody_vad else None
+        self.prosody = (
+            AcousticStream(prosody_vad) if settings.prosody and prosody_vad is not None else None
+        )
         self.capture = Capture(
             self.state, writer, prosody=self.prosody, agent_name=settings.name or None
         )
@@ -265,14 +266,14 @@ class Call:
             await self.session.aclose()
         except Exception as exc:  # noqa: BLE001 - what the call said still has to be saved
             log.error("session.close_failed", call_id=self.state.call_id, error=type(exc).__name__)
-        if self.prosody is not None:
-            await self.prosody.aclose()
         if self.control is not None:
             await self.control.aclose()
-        try:
+        try:  # (the caller's last words are still being measured: prosody closes after)
             await asyncio.wait_for(self.capture.flush_and_close(how), END_FLUSH_TIMEOUT_S)
         except TimeoutError:
             log.warning("call.end_timeout", call_id=self.state.call_id)
+        if self.prosody is not None:
+            await self.prosody.aclose()
         if self.summarizer is not None:
             await self.summarizer.aclose(SUMMARY_WAIT_S)
         log.info("call.ended", call_id=self.state.call_id, end_reason=how)
