@@ -4,6 +4,7 @@ every request (docs/livekit.md)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,9 @@ from agent.sim.io import MIC_RATE
 from agent.sim.openai_server import LocalOpenAI
 from agent.sim.speech import ESPEAK_RATE, Pcm, Voice, espeak, resample
 from agent.store import ANY_OWNER, Store, open_store
-from agent.store.records import Message
+from agent.store.records import Message, NewChat, Record
 from agent.store.writer import Writer
+from tests.conftest import chat, msg
 
 CALLER = "alice"
 
@@ -134,3 +136,25 @@ async def start_call(
 async def stored(reader: Store, chat_id: str) -> list[Message]:
     page = await reader.messages(chat_id, owner=ANY_OWNER, limit=100)
     return page.messages
+
+
+async def seed(writer: Writer, owner: str, lines: list[str], *, at: float) -> NewChat:
+    """A chat of `owner` holding `lines`, said by the caller and the agent in turn, a second
+    apart from `at`; closed by `new_chat` (never resumed on its own)."""
+    c = chat(owner=owner, at=at)
+    records: list[Record] = [c]
+    for i, line in enumerate(lines):
+        records.append(msg(c.id, line, role="user" if i % 2 == 0 else "assistant", at=at + i))
+    for start in range(0, len(records), 2000):
+        await writer.store.write(records[start : start + 2000])
+    await writer.store.close_chat(c.id, status="closed", end_reason="new_chat", at=at + len(lines))
+    return c
+
+
+async def wait_for_summary(store: Store, chat_id: str) -> str:
+    for _ in range(200):  # 10 s
+        got = await store.get_chat(chat_id, owner=ANY_OWNER)
+        if got.summary:
+            return got.summary
+        await asyncio.sleep(0.05)
+    raise AssertionError("no summary was stored")

@@ -15,11 +15,12 @@ from livekit.agents import vad as lk_vad
 from livekit.plugins import openai
 
 from agent.sim.io import MIC_RATE
+from agent.sim.openai_server import LocalOpenAI
 from agent.sim.realtime_server import RATE, LocalRealtime
 from agent.sim.speech import ESPEAK_RATE, Pcm, espeak, resample
 from agent.store import Store
-from tests.conftest import chat, msg
-from tests.session.conftest import CALLER, StartCall, stored
+from agent.store.writer import Writer
+from tests.session.conftest import CALLER, StartCall, seed, stored, wait_for_summary
 
 LISBON = "Tell me about Lisbon."
 PASTA = "A recipe for pasta."
@@ -126,12 +127,9 @@ async def test_new_chat_on_a_realtime_call_empties_the_context_the_model_holds(
 
 async def test_a_resumed_chat_is_put_back_into_the_realtime_models_conversation(
     start_call: StartCall, realtime: LocalRealtime, realtime_session: RealtimeSession,
-    reader: Store,
+    writer: Writer,
 ) -> None:  # fmt: skip
-    old = chat(owner=CALLER, at=time.time() - 60)
-    await reader.write([old, msg(old.id, LISBON, role="user"),
-                        msg(old.id, "Lisbon is lovely.", role="assistant")])  # fmt: skip
-    await reader.close_chat(old.id, status="closed", end_reason="new_chat", at=time.time() - 30)
+    old = await seed(writer, CALLER, [LISBON, "Lisbon is lovely."], at=time.time() - 60)
     realtime.script(["Welcome back!"])
     call = await start_call(
         agent=Agent(instructions="You are a travel agent."),
@@ -190,3 +188,29 @@ async def test_the_worker_runs_a_realtime_model_named_in_the_settings(
     assert [(m.role, m.content) for m in await stored(reader, call.call.chat_id)] == [
         ("user", LISBON), ("assistant", "Lisbon is lovely."),
     ]  # fmt: skip
+
+
+async def test_a_realtime_chat_too_long_for_the_context_is_summarized_by_the_text_model(
+    start_call: StartCall,
+    realtime: LocalRealtime,
+    realtime_session: RealtimeSession,
+    openai_server: LocalOpenAI,
+    writer: Writer,
+) -> None:
+    lines = [f"Message number {i} about the long trip." for i in range(200)]
+    old = await seed(writer, CALLER, lines, at=time.time() - 20_000)
+    openai_server.summaries.append("A long trip was planned.")
+    realtime.script(["Welcome back!"])
+    call = await start_call(
+        agent=Agent(instructions="You are a travel agent."),
+        session=realtime_session(),
+        job_metadata=json.dumps({"chat_id": old.id}),
+    )
+    # the realtime model holds the newest messages as they were said; the older part is
+    # summarized by the text model (a realtime model cannot be asked for text)
+    assert await wait_for_summary(writer.store, old.id) == "A long trip was planned."
+    await call.end("hangup")
+    held = [text for _, text in texts(realtime.items)]
+    assert lines[-1] in held and lines[0] not in held
+    (asked,) = openai_server.summary_requests()
+    assert lines[0] in asked["messages"][1]["content"]

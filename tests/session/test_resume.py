@@ -14,11 +14,10 @@ from agent.context import SUMMARY_PREFIX, estimate_tokens
 from agent.sim.call import SimCall
 from agent.sim.openai_server import LocalOpenAI
 from agent.store import ANY_OWNER, Store
-from agent.store.records import MessagePage, NewChat, NewMessage, Record
+from agent.store.records import MessagePage, NewMessage
 from agent.store.writer import Writer
 from agent.switch import RETURNING
-from tests.conftest import chat, msg
-from tests.session.conftest import CALLER, Speak, StartCall, stored
+from tests.session.conftest import CALLER, Speak, StartCall, seed, stored, wait_for_summary
 
 
 def said(request: dict[str, Any]) -> list[tuple[str, str]]:
@@ -32,19 +31,6 @@ def system_texts(request: dict[str, Any]) -> list[str]:
 
 def events(call: SimCall) -> list[dict[str, Any]]:
     return [json.loads(s.payload) for s in call.local.sent if b"chat.started" in s.payload]
-
-
-async def seed(writer: Writer, owner: str, lines: list[str], *, at: float) -> NewChat:
-    """A chat of `owner` holding `lines`, said by the caller and the agent in turn, a second
-    apart from `at`; closed by `new_chat` (never resumed on its own)."""
-    c = chat(owner=owner, at=at)
-    records: list[Record] = [c]
-    for i, line in enumerate(lines):
-        records.append(msg(c.id, line, role="user" if i % 2 == 0 else "assistant", at=at + i))
-    for start in range(0, len(records), 2000):
-        await writer.store.write(records[start : start + 2000])
-    await writer.store.close_chat(c.id, status="closed", end_reason="new_chat", at=at + len(lines))
-    return c
 
 
 async def test_a_second_call_within_the_window_resumes_with_call_ones_messages(
@@ -211,15 +197,6 @@ async def test_a_ten_thousand_message_chat_comes_back_within_the_budgets(
     older = summary_request["messages"][1]
     assert older["role"] == "user" and lines[9_939] in older["content"]
     await call.end("hangup")
-
-
-async def wait_for_summary(store: Store, chat_id: str) -> str:
-    for _ in range(200):  # 10 s
-        got = await store.get_chat(chat_id, owner=ANY_OWNER)
-        if got.summary:
-            return got.summary
-        await asyncio.sleep(0.05)
-    raise AssertionError("no summary was stored")
 
 
 async def test_a_slow_store_does_not_hold_the_first_reply_past_the_time_budget(

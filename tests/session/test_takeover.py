@@ -19,8 +19,8 @@ from agent.sim.openai_server import LocalOpenAI
 from agent.store import ANY_OWNER, Store
 from agent.store.records import Message
 from agent.store.writer import Writer
-from tests.session.conftest import Speak, StartCall, stored
-from tests.session.test_resume import events, said, seed
+from tests.session.conftest import Speak, StartCall, seed, stored
+from tests.session.test_resume import events, said
 
 KILL_SCRIPT = """
 caller: {caller}
