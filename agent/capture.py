@@ -42,9 +42,9 @@ BASELINE_KEY = "prosody_baseline"
 
 
 def message_record(item: llm.ChatMessage, chat_id: str, call_id: str) -> NewMessage:
-    """A user or assistant `ChatMessage` as the message to store."""
+    """A user or assistant `ChatMessage` as the message to store (its prosody follows it:
+    `MessageMeasured`)."""
     metrics = item.metrics
-    prosody = item.extra.get("prosody") if item.role == "user" else None
     return NewMessage(
         id=item.id,
         chat_id=chat_id,
@@ -56,7 +56,6 @@ def message_record(item: llm.ChatMessage, chat_id: str, call_id: str) -> NewMess
         started_at=metrics.get("started_speaking_at"),
         ended_at=metrics.get("stopped_speaking_at"),
         created_at=item.created_at,
-        prosody=prosody if isinstance(prosody, dict) else None,
         item=item.model_dump(mode="json", exclude={"hash"}),
     )
 

@@ -51,7 +51,6 @@ class Providers:
     llm: llm.LLM[Any] | llm.RealtimeModel
     stt: stt.STT[Any] | None = None
     tts: tts.TTS[Any] | None = None
-    preemptive_generation: bool | None = None
 
 
 def openai_providers(settings: Settings) -> Providers:
@@ -81,7 +80,6 @@ def openai_providers(settings: Settings) -> Providers:
             base_url=base_url,
         ),
         summaries=summaries,
-        preemptive_generation=settings.preemptive_generation,
     )
 
 
@@ -90,6 +88,7 @@ def build_session(
     providers: Providers,
     *,
     adaptive_interruption: bool = False,
+    preemptive_generation: bool | None = None,
     simulated: bool = False,
 ) -> AgentSession[None]:
     """The one session factory. Interruptions are decided by the local VAD unless
@@ -102,8 +101,8 @@ def build_session(
         "turn_detection": "realtime_llm" if realtime else "vad",
         "interruption": {} if adaptive_interruption else {"mode": "vad"},
     }
-    if providers.preemptive_generation is not None:
-        turns["preemptive_generation"] = {"enabled": providers.preemptive_generation}
+    if preemptive_generation is not None:  # (None: LiveKit's default)
+        turns["preemptive_generation"] = {"enabled": preemptive_generation}
     return AgentSession(
         vad=vad,
         stt=providers.stt or NOT_GIVEN,
@@ -123,13 +122,17 @@ async def entrypoint(ctx: JobContext) -> None:
     vad = ctx.proc.userdata[VAD_KEY]
     if settings.factory:
         session, agent = await build(load_factory(settings.factory), ctx)
+        summaries = None  # the session's own LLM, if it has one
     else:
         providers = openai_providers(settings)
         session = build_session(
-            vad, providers, adaptive_interruption=settings.adaptive_interruption
+            vad,
+            providers,
+            adaptive_interruption=settings.adaptive_interruption,
+            preemptive_generation=settings.preemptive_generation,
         )
         agent = Assistant(settings.instructions)
-    summaries = None if settings.factory else providers.summaries
+        summaries = providers.summaries
     history = ChatHistory(settings, prosody_vad=vad, summary_llm=summaries)
     await history.start(ctx, session, agent)
 

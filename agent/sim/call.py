@@ -80,6 +80,7 @@ class SimCall:
             self.vad,
             self.providers,
             adaptive_interruption=self.settings.adaptive_interruption,
+            preemptive_generation=self.settings.preemptive_generation,
             simulated=True,
         )
         agent = self.agent or Assistant(
