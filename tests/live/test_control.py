@@ -12,7 +12,7 @@ from agent.sim.speech import Voice
 from agent.store import ANY_OWNER, Store
 from agent.store.records import Chat
 from tests.live.conftest import Join, StartWorker
-from tests.live.harness import said
+from tests.live.harness import eventually, said
 
 LISBON = "I would like to plan a trip to Lisbon."
 PORTO = "Now tell me about Porto instead."
@@ -136,7 +136,12 @@ async def test_bad_packets_and_strangers_get_typed_errors_and_nothing_is_written
     alice = await join("alice")
     chat_id = await alice.chat_id()
     await alice.turn(LISBON)
-    before = await chats_of(reader, "alice")
+
+    async def answered() -> list[Chat] | None:  # the reply is stored once it has played out
+        chats = await chats_of(reader, "alice")
+        return chats if chats and chats[0].message_count == 2 else None
+
+    before = await eventually(answered, 10, "the answer to be stored")
 
     for payload, code in [
         (b"not json at all", "bad_request"),
