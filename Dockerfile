@@ -15,9 +15,11 @@ RUN apt-get update \
 
 WORKDIR /app
 # The runtime dependencies first (pyproject's, at the versions pinned in requirements.lock; no
-# dev tools), so a code change does not reinstall them; then the project itself.
+# dev tools), so a code change does not reinstall them; then the project itself. EXTRAS adds
+# optional providers (docs/providers.md), e.g. --build-arg EXTRAS=deepgram,cartesia.
+ARG EXTRAS=""
 COPY pyproject.toml requirements.lock README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/deps.txt \
+RUN python -c "import os, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + [d for e in os.environ['EXTRAS'].split(',') if e for d in p['optional-dependencies'][e]]))" > /tmp/deps.txt \
  && pip install -c requirements.lock -r /tmp/deps.txt \
  && rm /tmp/deps.txt
 COPY agent ./agent
@@ -30,7 +32,10 @@ RUN useradd --create-home --uid 10001 agent \
  && chown agent:agent /data
 USER agent
 
-# Model files fetched at build time (LiveKit's download-files), never at call time.
+# Model files fetched at build time (LiveKit's download-files), never at call time; with
+# --build-arg AGENT_TURN_DETECTION=multilingual (and EXTRAS=turn-detector), the text turn
+# detector's too.
+ARG AGENT_TURN_DETECTION=vad
 RUN python -m agent download-files
 
 ENV AGENT_DB_URL=sqlite:////data/agent.db \

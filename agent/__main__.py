@@ -1,11 +1,12 @@
 """`python -m agent COMMAND`: LiveKit's worker CLI (`start`, `dev`, `console`, `download-files`)
-with our entrypoint, after checking settings and the database schema."""
+with our entrypoint, after checking settings, the models they name and the database schema."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
+from agent import providers
 from agent.errors import AgentError, SchemaError
 from agent.factory import load_factory
 from agent.logs import configure_logging
@@ -43,6 +44,8 @@ def main() -> int:
             )
         if settings.factory and command in NEEDS_STORE:
             load_factory(settings.factory)  # fails here, in one line, not at the first call
+        # imports the plugins named, so that `download-files` fetches their models
+        providers.check(settings, model_files=command != "download-files")
         if command in NEEDS_STORE:
             asyncio.run(check_schema(settings))
     except AgentError as exc:

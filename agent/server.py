@@ -8,24 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from livekit.agents import (
-    AgentServer,
-    AgentSession,
-    JobContext,
-    JobProcess,
-    llm,
-    stt,
-    tts,
-)
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, llm
 from livekit.agents import vad as lk_vad
 from livekit.agents.types import NOT_GIVEN
-from livekit.agents.voice.turn import TurnHandlingOptions
-from livekit.plugins import openai, silero
+from livekit.agents.voice.turn import TurnDetectionMode, TurnHandlingOptions
+from livekit.plugins import silero
 
+from agent import providers as models
 from agent import sweeper
 from agent.assistant import Assistant
 from agent.factory import build, load_factory
@@ -42,63 +34,25 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata[VAD_KEY] = silero.VAD.load()
 
 
-@dataclass(frozen=True, slots=True)
-class Providers:
-    """The session's models: STT, LLM and TTS, or a realtime model alone; and the text model
-    that writes summaries."""
-
-    summaries: llm.LLM[Any]
-    llm: llm.LLM[Any] | llm.RealtimeModel
-    stt: stt.STT[Any] | None = None
-    tts: tts.TTS[Any] | None = None
-
-
-def openai_providers(settings: Settings) -> Providers:
-    """STT, LLM and TTS, or a realtime model, through `livekit-plugins-openai`: OpenAI itself,
-    or any compatible server named by `OPENAI_BASE_URL`."""
-    key = settings.openai_api_key.get_secret_value() or NOT_GIVEN
-    base_url = settings.openai_base_url or NOT_GIVEN
-    summaries = openai.LLM(
-        model=settings.summary_model or settings.llm_model, api_key=key, base_url=base_url
-    )
-    if settings.realtime_model:
-        realtime = openai.realtime.RealtimeModel(
-            model=settings.realtime_model,
-            voice=settings.tts_voice,
-            api_key=settings.openai_api_key.get_secret_value() or None,
-            base_url=base_url,
-        )
-        return Providers(llm=realtime, summaries=summaries)
-    return Providers(
-        stt=openai.STT(model=settings.stt_model, api_key=key, base_url=base_url),
-        llm=openai.LLM(model=settings.llm_model, api_key=key, base_url=base_url),
-        tts=openai.TTS(
-            model=settings.tts_model,
-            voice=settings.tts_voice,
-            response_format="pcm",  # raw 24 kHz audio: nothing to decode on the call's path
-            api_key=key,
-            base_url=base_url,
-        ),
-        summaries=summaries,
-    )
-
-
 def build_session(
     vad: lk_vad.VAD,
-    providers: Providers,
+    providers: models.Providers,
     *,
+    turn_detection: TurnDetectionMode | None = None,
     adaptive_interruption: bool = False,
     preemptive_generation: bool | None = None,
     simulated: bool = False,
 ) -> AgentSession[None]:
-    """The one session factory. Interruptions are decided by the local VAD unless
+    """The one session factory. Turns end on the caller's silence (`vad`) unless
+    `turn_detection` names a detector (a realtime model detects them itself). Interruptions
+    are decided by the local VAD unless
     `adaptive_interruption` lets LiveKit choose (which, under `dev`, sends the caller's audio
     to LiveKit Cloud). `simulated` is for a caller with no echo path (the simulator's): no AEC
     warm-up, which would drop the caller's speech during the agent's first seconds of
     talking."""
     realtime = isinstance(providers.llm, llm.RealtimeModel)
     turns: TurnHandlingOptions = {
-        "turn_detection": "realtime_llm" if realtime else "vad",
+        "turn_detection": turn_detection or ("realtime_llm" if realtime else "vad"),
         "interruption": {} if adaptive_interruption else {"mode": "vad"},
     }
     if preemptive_generation is not None:  # (None: LiveKit's default)
@@ -124,10 +78,11 @@ async def entrypoint(ctx: JobContext) -> None:
         session, agent = await build(load_factory(settings.factory), ctx)
         summaries = None  # the session's own LLM, if it has one
     else:
-        providers = openai_providers(settings)
+        providers = models.build(settings)
         session = build_session(
             vad,
             providers,
+            turn_detection=models.turn_detection(settings),
             adaptive_interruption=settings.adaptive_interruption,
             preemptive_generation=settings.preemptive_generation,
         )

@@ -45,10 +45,17 @@ class Settings(BaseSettings):
     model settings below are then theirs to use or not."""
     name: str = ""
     instructions: str = Field(DEFAULT_INSTRUCTIONS, min_length=1)
+    # Models (docs/providers.md); an empty model or voice is the provider's default
+    stt: Literal["openai", "deepgram"] = "openai"
+    tts: Literal["openai", "cartesia", "elevenlabs"] = "openai"
     llm_model: str = "gpt-4o-mini"
-    stt_model: str = "gpt-4o-mini-transcribe"
-    tts_model: str = "gpt-4o-mini-tts"
-    tts_voice: str = "alloy"
+    stt_model: str = ""
+    tts_model: str = ""
+    tts_voice: str = ""
+    turn_detection: Literal["vad", "model", "multilingual", "english"] = "vad"
+    """`vad`: the caller's silence ends a turn; `model`: LiveKit's audio turn detector (its
+    model ships with livekit-agents); `multilingual` / `english`: LiveKit's text turn detector
+    (the `turn-detector` extra, its model fetched by `python -m agent download-files`)."""
     realtime_model: str = ""
     """A speech-to-speech model (e.g. `gpt-realtime`) in place of STT, LLM and TTS."""
     summary_model: str = ""
@@ -99,6 +106,12 @@ class Settings(BaseSettings):
     )
     openai_api_key: SecretStr = Field(SecretStr(""), validation_alias=_plain("OPENAI_API_KEY"))
     openai_base_url: str = Field("", validation_alias=_plain("OPENAI_BASE_URL"))
+    deepgram_api_key: SecretStr = Field(SecretStr(""), validation_alias=_plain("DEEPGRAM_API_KEY"))
+    deepgram_base_url: str = Field("", validation_alias=_plain("DEEPGRAM_BASE_URL"))
+    cartesia_api_key: SecretStr = Field(SecretStr(""), validation_alias=_plain("CARTESIA_API_KEY"))
+    cartesia_base_url: str = Field("", validation_alias=_plain("CARTESIA_BASE_URL"))
+    eleven_api_key: SecretStr = Field(SecretStr(""), validation_alias=_plain("ELEVEN_API_KEY"))
+    eleven_base_url: str = Field("", validation_alias=_plain("ELEVEN_BASE_URL"))
 
     @field_validator("factory")
     @classmethod
@@ -134,6 +147,18 @@ class Settings(BaseSettings):
             return missing
         if not (self.openai_api_key.get_secret_value() or self.openai_base_url):
             missing.append("OPENAI_API_KEY (or OPENAI_BASE_URL)")
+        if self.realtime_model:
+            return missing
+        vendor_keys = {
+            "DEEPGRAM_API_KEY": self.stt == "deepgram" and self.deepgram_api_key,
+            "CARTESIA_API_KEY": self.tts == "cartesia" and self.cartesia_api_key,
+            "ELEVEN_API_KEY": self.tts == "elevenlabs" and self.eleven_api_key,
+        }
+        missing += [
+            name
+            for name, key in vendor_keys.items()
+            if isinstance(key, SecretStr) and not key.get_secret_value()
+        ]
         return missing
 
 

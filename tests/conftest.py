@@ -9,10 +9,12 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import asyncpg
 import pytest
 
+from agent.sim.openai_server import LocalService
 from agent.store import Store, open_store
 from agent.store.records import NewChat, NewMessage, Role
 from tests.pg import PgServer
@@ -20,6 +22,26 @@ from tests.pg import PgServer
 _ids = itertools.count(1)
 HERE = Path(__file__).parent
 Holder = asyncio.subprocess.Process
+S = TypeVar("S", bound=LocalService)
+
+
+class Serve(Protocol):
+    def __call__(self, service: S) -> Awaitable[S]: ...
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Start a local stand-in for a provider, on loopback, for this test."""
+    started: list[LocalService] = []
+
+    async def start(service: S) -> S:
+        await service.start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        await service.aclose()
 
 
 @pytest.fixture(scope="session")

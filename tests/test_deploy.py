@@ -17,7 +17,7 @@ import pytest
 import yaml
 from livekit.agents.worker import ServerOptions
 
-from agent.settings import Settings
+from agent.settings import Settings, _variable
 
 ROOT = Path(__file__).parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -40,10 +40,7 @@ def image_env() -> dict[str, str]:
 
 
 def known(name: str) -> bool:
-    fields = {f"AGENT_{field.upper()}" for field in Settings.model_fields}
-    plain = {"LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OPENAI_API_KEY",
-             "OPENAI_BASE_URL"}  # fmt: skip
-    return name in fields | plain
+    return name in {_variable(field) for field in Settings.model_fields}
 
 
 def test_the_images_command_migrates_then_starts_the_worker_with_the_images_settings(
@@ -134,3 +131,26 @@ def test_each_compose_example_runs_the_image_beside_livekit_with_settings_the_ag
         assert settings.db_url.startswith("postgresql://agent:")
         assert agent["deploy"]["replicas"] > 1 and settings.name  # explicit dispatch by name
         assert agent["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_the_images_extras_install_the_providers_they_name_at_pinned_versions() -> None:
+    (run,) = [args for args in instruction("RUN") if "deps.txt" in args]
+    program = shlex.split(run.partition(" > ")[0])  # python -c "…"
+    listed = subprocess.run(
+        [sys.executable, *program[1:]],
+        cwd=ROOT,
+        env={**os.environ, "EXTRAS": "deepgram,turn-detector"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "livekit-plugins-deepgram>=1.8.9,<1.9" in listed
+    assert "livekit-plugins-turn-detector>=1.8.9,<1.9" in listed
+    assert not [line for line in listed if "cartesia" in line or "pytest" in line]
+    pinned = {
+        re.split("==", line)[0].lower().replace("_", "-")
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line
+    }
+    names = {re.split("[<>=!;\\[]", line)[0].lower() for line in listed}
+    assert names <= pinned

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent import providers
 from agent.errors import ConfigError
 from agent.settings import Settings, _variable, load_settings
 
@@ -130,3 +131,75 @@ def test_the_worker_hands_off_to_livekits_cli(tmp_path: Path) -> None:
     assert done.returncode == 0
     for command in ("start", "dev", "console", "download-files"):
         assert command in done.stdout
+
+
+LIVEKIT = {"LIVEKIT_URL": "ws://localhost:7880", "LIVEKIT_API_KEY": "devkey"}
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"AGENT_STT": "deepgram"}, "set DEEPGRAM_API_KEY in .env or the environment "
+         "(see config/example.env)"),
+        ({"AGENT_TTS": "elevenlabs"}, "set ELEVEN_API_KEY in .env or the environment "
+         "(see config/example.env)"),
+        ({"AGENT_REALTIME_MODEL": "gpt-realtime", "AGENT_TTS": "cartesia"},
+         "AGENT_TTS=cartesia cannot go with AGENT_REALTIME_MODEL: a realtime model hears, "
+         "speaks and detects turns itself"),
+        ({"AGENT_REALTIME_MODEL": "gpt-realtime", "AGENT_TURN_DETECTION": "model"},
+         "AGENT_TURN_DETECTION=model cannot go with AGENT_REALTIME_MODEL: a realtime model "
+         "hears, speaks and detects turns itself"),
+        ({"AGENT_TURN_DETECTION": "multilingual"},
+         "AGENT_TURN_DETECTION=multilingual: livekit/turn-detector onnx/model_q8.onnx "
+         "(revision v0.4.1-intl) is not on this machine: run `python -m agent download-files`"),
+        ({"AGENT_TURN_DETECTION": "english"},
+         "AGENT_TURN_DETECTION=english: livekit/turn-detector onnx/model_q8.onnx "
+         "(revision v1.2.2-en) is not on this machine: run `python -m agent download-files`"),
+        ({"AGENT_TURN_DETECTION": "sometimes"}, "AGENT_TURN_DETECTION: Input should be "
+         "'vad', 'model', 'multilingual' or 'english'"),
+    ],
+)  # fmt: skip
+def test_models_the_settings_cannot_have_fail_at_start_in_one_line(
+    tmp_path: Path, env: dict[str, str], said: str
+) -> None:
+    hugging_face = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}  # an empty cache
+    done = _worker(tmp_path, "start", LIVEKIT_API_SECRET="secret", OPENAI_API_KEY="sk-x",
+                   **LIVEKIT, **hugging_face, **env)  # fmt: skip
+    assert (done.returncode, done.stderr) == (1, f"agent: {said}\n")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "extra"),
+    [
+        ("stt", "deepgram", "deepgram"),
+        ("tts", "cartesia", "cartesia"),
+        ("tts", "elevenlabs", "elevenlabs"),
+        ("turn_detection", "multilingual", "turn-detector"),
+    ],
+)
+def test_a_provider_whose_extra_is_not_installed_is_named_with_the_command_that_installs_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, extra: str
+) -> None:
+    module = {"turn-detector": "turn_detector"}.get(extra, extra)
+    monkeypatch.setitem(sys.modules, f"livekit.plugins.{module}", None)  # as if not installed
+    settings = Settings.model_validate({variable: value})
+    with pytest.raises(ConfigError) as missing:
+        providers.check(settings)
+    assert str(missing.value) == (
+        f"AGENT_{variable.upper()}={value} needs livekit-plugins-{extra}: "
+        f"pip install 'agent[{extra}]'"
+    )
+
+
+def test_download_files_fetches_the_model_of_the_turn_detector_named_and_no_other(
+    tmp_path: Path,
+) -> None:
+    offline = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}  # nothing leaves here
+    named = _worker(tmp_path, "download-files", AGENT_TURN_DETECTION="multilingual", **offline)
+    said = " ".join((named.stdout + named.stderr).split())
+    assert "Downloading files for livekit.plugins.turn_detector" in said
+    assert named.returncode == 1  # offline, the fetch fails: said by LiveKit's CLI
+    unnamed = _worker(tmp_path, "download-files", **offline)
+    said = " ".join((unnamed.stdout + unnamed.stderr).split())
+    assert unnamed.returncode == 0 and "Downloading files for livekit.plugins.openai" in said
+    assert "turn_detector" not in said

@@ -11,17 +11,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import aiohttp
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, llm
 from livekit.agents import vad as lk_vad
+from livekit.agents.utils import http_context
 from livekit.agents.voice.events import AgentStateChangedEvent, ConversationItemAddedEvent
 from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
+from agent import providers as models
 from agent.assistant import Assistant, Trace
 from agent.capture import CallEnd
 from agent.control.channel import RPC_METHOD
 from agent.history import Call, Job
-from agent.server import Providers, build_session
+from agent.providers import Providers
+from agent.server import build_session
 from agent.settings import Settings
 from agent.sim.io import LocalParticipant, RemoteParticipant, Room, ScriptedMic, Speaker, Transcript
 from agent.sim.speech import Pcm
@@ -79,6 +83,7 @@ class SimCall:
         session = self.user_session or build_session(
             self.vad,
             self.providers,
+            turn_detection=models.turn_detection(self.settings),
             adaptive_interruption=self.settings.adaptive_interruption,
             preemptive_generation=self.settings.preemptive_generation,
             simulated=True,
@@ -92,6 +97,8 @@ class SimCall:
         )  # fmt: skip
         self.session = session
         self.items: list[llm.ChatMessage] = []
+        self._http = contextlib.AsyncExitStack()
+        self._own_http: aiohttp.ClientSession | None = None
         self._changed = asyncio.Event()
         self.session.on("conversation_item_added", self._on_item)
         self.session.on("agent_state_changed", self._on_state)
@@ -108,6 +115,10 @@ class SimCall:
         self.session.output.audio = sync.audio_output
         self.session.output.transcription = sync.text_output
         self._sync = sync
+        try:  # the HTTP session a job gives plugins (Deepgram's, Cartesia's…)
+            http_context.http_session()
+        except RuntimeError:  # none here: the call brings its own
+            self._own_http = await self._http.enter_async_context(http_context.open())
         await self.call.serve(self.job, session_host=False, record=False)
         if self.call.switcher.started.resumed:  # a returning caller is greeted: let it finish
             await self.wait_for(lambda: self._count("assistant") > 0)
@@ -176,6 +187,9 @@ class SimCall:
         await self.call.end(how)
         await self.speaker.aclose()
         await self._sync.aclose()
+        await self._http.aclose()
+        if self._own_http is not None:  # (ended from another task than the one it started in)
+            await self._own_http.close()
 
     # --- waiting -----------------------------------------------------------------------------
 

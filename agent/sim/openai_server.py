@@ -25,7 +25,7 @@ import sys
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -79,6 +79,8 @@ class LocalService:
 
     base_url: str = ""
     _runner: web.AppRunner | None = None
+    root: ClassVar[str] = "/v1"
+    """Where the API's paths start, as its clients' base URL names it."""
 
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
@@ -87,7 +89,7 @@ class LocalService:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         self.routes(app)
         self._runner, port = await serve_locally(app)
-        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.base_url = f"http://127.0.0.1:{port}{self.root}"
         return self.base_url
 
     async def aclose(self) -> None:

@@ -28,14 +28,18 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from agent.sim.openai_server import LocalService, serve_until_stdin_closes
-from agent.sim.speech import ESPEAK_RATE, ClipRecognizer, Pcm, Voice, espeak, resample
+from agent.sim.speech import (
+    ESPEAK_RATE,
+    ClipRecognizer,
+    Ended,
+    Pcm,
+    SpeechGate,
+    Voice,
+    espeak,
+    resample,
+)
 
 RATE = 24_000
-CHUNK = RATE // 100  # 10 ms
-SPEECH_RMS = 300.0
-"""Int16 RMS above which a 10 ms chunk is speech (espeak-ng speech is in the thousands)."""
-QUIET_CHUNKS = 50
-"""500 ms of quiet ends an utterance, as the service's server VAD does by default."""
 AUDIO_DELTA_S = 0.1
 
 
@@ -83,10 +87,8 @@ class _Conversation:
         self._ws = ws
         self._items = server.items = []
         self._ids = itertools.count(1)
-        self._heard: list[Pcm] = []
-        self._pending = np.zeros(0, dtype=np.int16)
+        self._gate = SpeechGate(RATE)  # 500 ms of quiet: the service's server VAD default
         self._speaking: str | None = None  # the item id of the utterance being heard
-        self._quiet = 0
         self._answer: asyncio.Task[None] | None = None
 
     def _id(self, prefix: str) -> str:
@@ -126,23 +128,16 @@ class _Conversation:
                           "item": item})  # fmt: skip
 
     async def _hear(self, audio: Pcm) -> None:
-        self._pending = np.concatenate([self._pending, audio])
-        while len(self._pending) >= CHUNK:
-            chunk, self._pending = self._pending[:CHUNK], self._pending[CHUNK:]
-            loud = float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2))) > SPEECH_RMS
-            if self._speaking is None and loud:
-                self._speaking, self._quiet, self._heard = self._id("item"), 0, []
-                await self._cancel_answer()  # the caller talks over the answer
-                await self._send({"type": "input_audio_buffer.speech_started",
-                                  "item_id": self._speaking, "audio_start_ms": 0})  # fmt: skip
-            if self._speaking is None:
+        for event in self._gate.push(audio):
+            if isinstance(event, Ended):
+                await self._utterance_ended(event.audio)
                 continue
-            self._heard.append(chunk)
-            self._quiet = 0 if loud else self._quiet + 1
-            if self._quiet >= QUIET_CHUNKS:
-                await self._utterance_ended()
+            self._speaking = self._id("item")
+            await self._cancel_answer()  # the caller talks over the answer
+            await self._send({"type": "input_audio_buffer.speech_started",
+                              "item_id": self._speaking, "audio_start_ms": 0})  # fmt: skip
 
-    async def _utterance_ended(self) -> None:
+    async def _utterance_ended(self, heard: Pcm) -> None:
         item_id, self._speaking = self._speaking, None
         assert item_id is not None
         await self._send({"type": "input_audio_buffer.speech_stopped", "item_id": item_id,
@@ -154,7 +149,7 @@ class _Conversation:
         user: dict[str, Any] = {"id": item_id, "type": "message", "role": "user",
                                 "status": "completed", "content": content}  # fmt: skip
         await self._added(user, previous)
-        transcript = self._server.recognizer.recognize(np.concatenate(self._heard), RATE)
+        transcript = self._server.recognizer.recognize(heard, RATE)
         user["content"][0]["transcript"] = transcript
         kind = "conversation.item.input_audio_transcription.completed"
         await self._send(

@@ -13,9 +13,10 @@ from typing import IO, Any
 from livekit.plugins import silero
 from pydantic import SecretStr
 
+from agent import providers as models
 from agent.errors import InvalidInput, NotFound
 from agent.history import open_writer
-from agent.server import Providers, openai_providers
+from agent.providers import Providers
 from agent.settings import Settings
 from agent.sim.call import SimCall
 from agent.sim.io import MIC_RATE
@@ -93,9 +94,10 @@ async def simulate(
     if offline:
         server.script(script.replies)
         url = await server.start()
-        settings = settings.model_copy(
-            update={"openai_base_url": url, "openai_api_key": SecretStr("offline")}
-        )
+        settings = settings.model_copy(  # the local server speaks OpenAI's API only
+            update={"openai_base_url": url, "openai_api_key": SecretStr("offline"),
+                    "stt": "openai", "tts": "openai", "realtime_model": ""}
+        )  # fmt: skip
     writer = await open_writer(settings, store)
 
     def write_trace(messages: list[dict[str, Any]]) -> None:
@@ -115,7 +117,7 @@ async def simulate(
         vad = silero.VAD.load()
         results = []
         for call_script in script.calls:
-            providers: Providers = openai_providers(settings)
+            providers: Providers = models.build(settings)
             call = SimCall(
                 settings,
                 writer,

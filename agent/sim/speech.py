@@ -161,3 +161,62 @@ class ClipRecognizer:
             return ""
         score, text = max(scored)
         return text if score >= MATCH_MIN_SCORE else ""
+
+
+# --- a service's server-side VAD --------------------------------------------------------------
+
+SPEECH_RMS = 300.0
+"""Int16 RMS above which 10 ms of audio is speech (espeak-ng speech is in the thousands)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """Speech began."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """Speech ended: the utterance's audio, trailing quiet included."""
+
+    audio: Pcm
+
+
+class SpeechGate:
+    """Cuts a stream of PCM into utterances by energy, as a speech service's server-side VAD
+    would: speech starts at the first loud 10 ms, and ends after `quiet_s` of quiet or when
+    the client asks (`end`)."""
+
+    def __init__(self, rate: int, quiet_s: float = 0.5) -> None:
+        self.rate = rate
+        self._chunk = rate // 100
+        self._quiet_chunks = round(quiet_s * 100)
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._heard: list[Pcm] | None = None  # None: not in an utterance
+        self._quiet = 0
+
+    @property
+    def speaking(self) -> bool:
+        return self._heard is not None
+
+    def push(self, audio: Pcm) -> list[Started | Ended]:
+        events: list[Started | Ended] = []
+        self._pending = np.concatenate([self._pending, audio])
+        while len(self._pending) >= self._chunk:
+            chunk = self._pending[: self._chunk]
+            self._pending = self._pending[self._chunk :]
+            loud = float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2))) > SPEECH_RMS
+            if self._heard is None and loud:
+                self._heard, self._quiet = [], 0
+                events.append(Started())
+            if self._heard is None:
+                continue
+            self._heard.append(chunk)
+            self._quiet = 0 if loud else self._quiet + 1
+            if self._quiet >= self._quiet_chunks and (ended := self.end()) is not None:
+                events.append(ended)
+        return events
+
+    def end(self) -> Ended | None:
+        """End the utterance being heard now, if there is one."""
+        heard, self._heard = self._heard, None
+        return Ended(np.concatenate(heard)) if heard else None

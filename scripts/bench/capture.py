@@ -28,10 +28,10 @@ from livekit.agents.voice.events import ConversationItemAddedEvent
 from livekit.plugins import silero
 from pydantic import SecretStr
 
+from agent import providers as models
 from agent.capture import Capture
 from agent.history import open_writer
 from agent.logs import configure_logging
-from agent.server import openai_providers
 from agent.settings import Settings
 from agent.sim.call import SimCall
 from agent.sim.io import MIC_RATE
@@ -96,7 +96,7 @@ async def one_call(
     attach = Capture.attach
     if not capture:
         Capture.attach = lambda self, session: None  # type: ignore[method-assign]
-    providers = openai_providers(settings)
+    providers = models.build(settings)
     try:
         call = SimCall(settings, writer, silero.VAD.load(), providers, realtime_mic=True)
 

@@ -13,8 +13,9 @@ import sys
 from livekit import rtc
 from livekit.agents import Agent, JobContext, cli
 
+from agent import providers as models
 from agent.logs import configure_logging
-from agent.server import build_server, build_session, entrypoint, openai_providers
+from agent.server import build_server, build_session, entrypoint
 from agent.settings import load_settings
 
 ECHO = "bench.echo"
@@ -34,7 +35,7 @@ async def bare(ctx: JobContext) -> None:
     await ctx.connect()
     ctx.room.local_participant.register_rpc_method(ECHO, echo)
     await ctx.wait_for_participant()
-    session = build_session(ctx.proc.userdata["vad"], openai_providers(settings))
+    session = build_session(ctx.proc.userdata["vad"], models.build(settings))
     await session.start(Agent(instructions=settings.instructions), room=ctx.room)
 
 

@@ -15,9 +15,9 @@ from livekit.agents import vad as lk_vad
 from livekit.plugins import silero
 from pydantic import SecretStr
 
+from agent import providers as models
 from agent.assistant import Trace
 from agent.history import open_writer
-from agent.server import openai_providers
 from agent.settings import Settings
 from agent.sim.call import SimCall
 from agent.sim.io import MIC_RATE
@@ -112,7 +112,7 @@ async def start_call(
             call_settings,
             writer,
             vad,
-            openai_providers(call_settings),
+            models.build(call_settings),
             caller=caller,
             room_name="demo",
             tools=tools,

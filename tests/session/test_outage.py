@@ -14,8 +14,8 @@ import pytest
 import structlog
 from livekit.agents import vad as lk_vad
 
+from agent import providers as models
 from agent.history import open_writer
-from agent.server import openai_providers
 from agent.settings import Settings
 from agent.sim.call import SimCall
 from agent.sim.openai_server import LocalOpenAI
@@ -41,7 +41,7 @@ async def on_backend(settings: Settings, db_url: str) -> AsyncIterator[tuple[Set
 
 
 async def sim_call(settings: Settings, writer: Writer, vad: lk_vad.VAD, caller: str) -> SimCall:
-    call = SimCall(settings, writer, vad, openai_providers(settings), caller=caller,
+    call = SimCall(settings, writer, vad, models.build(settings), caller=caller,
                    room_name="demo")  # fmt: skip
     await call.start()
     return call
