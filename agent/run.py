@@ -2,8 +2,10 @@
 
 With `LIVEKIT_URL` set, this is `python -m agent COMMAND`. Without it, the worker gets a
 LiveKit server of its own on loopback (`config/livekit.yaml`, LiveKit's development key
-`devkey` / `secret` on ws://127.0.0.1:7880): the server starts first, the worker joins it, and
-Ctrl-C or SIGTERM stops the worker (which lets its calls close) and then the server.
+`devkey` / `secret` on ws://127.0.0.1:7880), and the reference web app is served beside it
+(`agent/webapp.py`, http://127.0.0.1:8089/ by default): the server starts first, the worker
+joins it, and Ctrl-C or SIGTERM stops the worker (which lets its calls close), the web app and
+then the server.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def _join_hint(server: LocalServer) -> str:
     )
     return (
         f"LiveKit server on {server.url} (key {server.api_key}); the worker is starting.\n"
-        f"Join a room as a caller with a token:\n"
+        f"Talk to it in the web app (its address follows), or join a room with a token:\n"
         f"  {creds} .venv/bin/agentctl token --room demo --identity me\n"
         f"Ctrl-C stops the worker, then the server.\n"
     )
@@ -68,6 +70,11 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(_join_hint(server))
         sys.stdout.flush()
         proc = subprocess.Popen(worker, env=env, start_new_session=True)
+        web = subprocess.Popen(  # it prints its address, or in one line why it cannot serve
+            [sys.executable, "-m", "agent.webapp", "--port", str(settings.web_port)],
+            env=env,
+            start_new_session=True,
+        )
 
         def forward(signum: int, frame: FrameType | None) -> None:
             proc.send_signal(signal.SIGTERM)  # a second one makes LiveKit stop at once
@@ -75,6 +82,8 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGINT, forward)
         signal.signal(signal.SIGTERM, forward)
         code = proc.wait()
+        web.terminate()
+        web.wait()
     finally:
         server.stop()
     return 0 if code in (0, -signal.SIGTERM) else code

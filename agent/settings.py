@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     """Job processes kept warm for the next call (LiveKit's default: one per core)."""
     drain_timeout_s: int | None = Field(None, ge=0)
     """At SIGTERM, how long the worker lets its calls finish (LiveKit's default: 1 hour)."""
+    web_port: int = Field(8089, ge=1, le=65535)
+    """Where `scripts/run` serves the reference web app on loopback, with no LIVEKIT_URL."""
     adaptive_interruption: bool = False
     """LiveKit's adaptive interruption detection, which sends the caller's audio to LiveKit
     Cloud's inference gateway. Off: interruptions are decided by the local VAD, and the worker

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from agent.cli import chats, db, livekit, simulate
+from agent.cli import chats, db, livekit, protocol, simulate
 from agent.errors import AgentError, NotFound, SchemaError
 from agent.logs import configure_logging
 from agent.settings import Settings, load_settings
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parsers(sub)
     simulate.add_parsers(sub)
     livekit.add_parsers(sub)
+    protocol.add_parsers(sub)
     return parser
 
 

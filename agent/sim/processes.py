@@ -38,6 +38,20 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+async def hang_up(proc: asyncio.subprocess.Process, grace_s: float = 10.0) -> None:
+    """Stop a process that serves until its standard input closes: close it, wait, and kill
+    it if it has not gone within `grace_s`."""
+    if proc.returncode is not None:
+        return
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), grace_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
 class ModelServer:
     """`python -m agent.sim.openai_server` in a process of its own: the OpenAI API the worker's
     plugins call, told which clips to recognize and asked what it received."""
@@ -58,14 +72,8 @@ class ModelServer:
         return self.base_url
 
     async def aclose(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            assert self._proc.stdin is not None
-            self._proc.stdin.close()
-            try:
-                await asyncio.wait_for(self._proc.wait(), 10)
-            except TimeoutError:
-                self._proc.kill()
-                await self._proc.wait()
+        if self._proc is not None:
+            await hang_up(self._proc)
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         root = self.base_url.removesuffix("/v1")

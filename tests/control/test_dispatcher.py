@@ -15,6 +15,7 @@ from livekit import rtc
 
 from agent.control.dispatcher import MAX_WAITING, Dispatcher, Sender
 from agent.control.protocol import MAX_PAYLOAD, encode
+from agent.control.schema import REPLY
 from agent.ids import new_chat_id
 from agent.store import ANY_OWNER, Store
 from agent.store.records import NewChat
@@ -69,6 +70,7 @@ async def send(d: Dispatcher, sender: Sender = CALLER, **fields: Any) -> dict[st
     reply = await d.handle(sender, json.dumps(payload).encode())
     if reply is not None:
         assert len(encode(reply)) <= MAX_PAYLOAD
+        REPLY.validate_python(reply)  # what the TypeScript client's types say it gets
     return reply
 
 

@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import aiohttp
+
 from agent.sim.caller import wait_until
 from agent.sim.processes import ModelServer, clean_env, free_port
 from agent.sim.speech import Voice
@@ -47,12 +49,14 @@ async def test_scripts_run_brings_a_local_server_runs_the_worker_and_stops_both(
     model_server: ModelServer, join: Join, tmp_path: Path
 ) -> None:
     assert not answers(LOCAL)  # nothing of anyone's is there already
+    web_port = free_port()
+    app = f"http://127.0.0.1:{web_port}/"
     await model_server.learn(LISBON, Voice())
     env = run_env(
         tmp_path,
         OPENAI_BASE_URL=model_server.base_url, OPENAI_API_KEY="test-key",
         AGENT_HTTP_HOST="127.0.0.1", AGENT_HTTP_PORT=str(free_port()),
-        AGENT_LOAD_THRESHOLD="inf", AGENT_IDLE_PROCESSES="1",
+        AGENT_LOAD_THRESHOLD="inf", AGENT_IDLE_PROCESSES="1", AGENT_WEB_PORT=str(web_port),
     )  # fmt: skip
     output = tmp_path / "run.log"
     with output.open("wb") as out:
@@ -73,6 +77,12 @@ async def test_scripts_run_brings_a_local_server_runs_the_worker_and_stops_both(
         code, jwt, err = await agentctl({**clean_env(), **joining}, *argv)
         assert (code, err) == (0, "")
 
+        async with aiohttp.ClientSession() as http:  # the web app is served too
+            async with http.get(app) as page:
+                assert '<div id="root">' in await page.text()
+            async with http.post(f"{app}api/token", json={"identity": "me"}) as minted:
+                assert (await minted.json())["url"] == LOCAL
+
         alice = await join("me", jwt=jwt.strip(), url=LOCAL)
         await alice.chat_id()
         await alice.turn(LISBON)  # the local server and the worker serve a real call
@@ -84,6 +94,8 @@ async def test_scripts_run_brings_a_local_server_runs_the_worker_and_stops_both(
         assert run.returncode == 0
         assert not answers(LOCAL)  # the server is gone too
         assert "worker.registered" in printed
+        assert f"web app: {app}" in printed  # the door a newcomer opens
+        assert not answers(app.rstrip("/"))  # and it is closed again
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)

@@ -1,0 +1,3 @@
+export const SCHEMA: string;
+export const TYPES: string;
+export function generate(): Promise<string>;

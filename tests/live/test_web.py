@@ -1,0 +1,227 @@
+"""The reference web app (web/) in Debian's Chromium against the real LiveKit server, the worker
+process and the stand-in models: a caller talks through a WAV-file microphone, starts a new
+chat, resumes, renames, deletes, hangs up and comes back. Screenshots go to test-output/."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from agent.livekit_server import LocalServer
+from agent.sim.processes import ModelServer, clean_env, free_port
+from agent.sim.speech import Voice
+from agent.store import ANY_OWNER, Store
+from tests.conftest import Holder, release
+from tests.live.browser import ROOT, Browser
+from tests.live.conftest import StartWorker
+from tests.live.harness import eventually, said
+
+LISBON = "I would like to plan a trip to Lisbon."
+PORTO = "Now tell me about Porto instead."
+ROME = "What about a weekend in Rome?"
+SHOTS = ROOT / "test-output" / "web"
+QUIET_S = 3.0
+TURN_S = 45.0
+"""How long a turn may take from the microphone to the stored answer on the page."""
+
+
+@pytest.fixture
+async def web_app(livekit_server: LocalServer, db_url: str, reader: Store) -> AsyncIterator[str]:
+    """The app server as `scripts/run` starts it: the built app and its token endpoint."""
+    port = free_port()
+    env = clean_env(
+        LIVEKIT_URL=livekit_server.url,
+        LIVEKIT_API_KEY=livekit_server.api_key,
+        LIVEKIT_API_SECRET=livekit_server.api_secret,
+        AGENT_DB_URL=db_url,
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent.webapp", "--port", str(port), env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    first = await asyncio.wait_for(proc.stdout.readline(), 30)
+    assert first.startswith(b"web app: "), first
+    yield f"http://127.0.0.1:{port}/"
+    proc.terminate()
+    await proc.wait()
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+    page = Browser(tmp_path)
+    await page.start()
+    yield page
+    await page.aclose()
+
+
+async def chat_id(page: Browser) -> str | None:
+    return await page.attribute("[data-testid=transcript]", "data-chat-id")
+
+
+async def lines(page: Browser) -> list[str]:
+    """The stored lines of the transcript on the page, in order."""
+    return [t.strip() for t in await page.texts(".line:not(.live) .text")]
+
+
+async def turn(page: Browser, text: str, answer: str) -> None:
+    """Say `text`, and wait until the page shows it and the agent's answer."""
+    await page.say(text)
+
+    async def answered() -> bool | None:
+        shown = await lines(page)
+        return True if shown[-2:] == [text, answer] else None
+
+    await page.until(answered, TURN_S, f"{text!r} and its answer on the page")
+
+
+async def call(page: Browser, web_app: str) -> str:
+    """Open the app as alice, press Call, and wait for the agent's chat."""
+    await page.do("goto", url=f"{web_app}?identity=alice&mic=raw")
+    await page.click("[data-testid=call]")
+    await page.shows("[data-testid=connection][data-state=connected]", 30)
+    return await page.until(lambda: chat_id(page), 30, "the agent's chat")
+
+
+async def moved_on(page: Browser, old: str) -> str:
+    async def other() -> str | None:
+        now = await chat_id(page)
+        return now if now not in (None, old) else None
+
+    return await page.until(other, 60, "a new chat")
+
+
+async def test_a_caller_talks_starts_a_new_chat_resumes_renames_deletes_and_comes_back(
+    start_worker: StartWorker,
+    model_server: ModelServer,
+    web_app: str,
+    browser: Browser,
+    reader: Store,
+) -> None:
+    for text in (LISBON, PORTO, ROME):
+        await model_server.learn(text, Voice())
+    await model_server.script(  # (a new chat opens with a greeting)
+        ["Lisbon is lovely.", "Porto has port.", "Hello again.", "Rome is eternal."]
+    )
+    await start_worker()
+
+    first = await call(browser, web_app)
+    await turn(browser, LISBON, "Lisbon is lovely.")
+    await turn(browser, PORTO, "Porto has port.")
+    await browser.screenshot(SHOTS / "call.png")
+
+    # New Chat: the old chat is kept and listed, the transcript starts over
+    await browser.click("[data-testid=new-chat]")
+    second = await moved_on(browser, first)
+    await browser.shows(f"[data-testid=chat-list] [data-chat-id='{first}']")
+    await turn(browser, ROME, "Rome is eternal.")
+    await browser.screenshot(SHOTS / "new-chat.png")
+
+    # resume the first chat from the list: the next model request holds its turns
+    asked = len(await model_server.chat_requests())
+    await browser.click(f"[data-chat-id='{first}'] .open")
+    await browser.until(lambda: _is(chat_id(browser), first), 30, "the first chat again")
+    await turn(browser, PORTO, "You said: " + PORTO)
+    resumed = (await model_server.chat_requests())[asked:]
+    assert said(resumed[-1])[:4] == [
+        ("user", LISBON), ("assistant", "Lisbon is lovely."),
+        ("user", PORTO), ("assistant", "Porto has port."),
+    ]  # fmt: skip
+
+    # rename the first chat inline, delete the second with its confirmation
+    await browser.click(f"[data-chat-id='{first}'] [aria-label^=Rename]")
+    await browser.do("fill", selector="input[aria-label='Chat title']", value="Portugal trip")
+    await browser.do("press", selector="input[aria-label='Chat title']", key="Enter")
+    await browser.shows(f"[data-chat-id='{first}'] .title:text('Portugal trip')")
+    await browser.click(f"[data-chat-id='{second}'] [aria-label^=Delete]")
+    await browser.click(f"[data-chat-id='{second}'] button:text('Yes, delete')")
+    await browser.do("wait", selector=f"[data-chat-id='{second}']", state="detached")
+    assert (await reader.get_chat(first, owner="alice")).title == "Portugal trip"
+    assert [c.id for c in (await reader.list_chats(owner="alice", limit=10)).chats] == [first]
+
+    # hang up: the transcript stays; Resume brings the caller back into the same chat
+    await browser.click("[data-testid=hang-up]")
+    await browser.shows("[data-testid=resume]", 30)
+    shown = await browser.until(
+        lambda: _nonempty(lines(browser)), 15, "the transcript after hanging up"
+    )
+    assert shown[:2] == [LISBON, "Lisbon is lovely."]
+    await browser.screenshot(SHOTS / "after-hang-up.png")
+    await browser.click("[data-testid=resume]")
+    await browser.shows("[data-testid=connection][data-state=connected]", 30)
+    assert await browser.until(lambda: _is(chat_id(browser), first), 30, "the same chat") == first
+
+    async def kept() -> int | None:
+        chat = await reader.get_chat(first, owner=ANY_OWNER)
+        return chat.message_count if chat.message_count >= 6 else None
+
+    assert await eventually(kept, 10, "the resumed chat's messages") >= 6
+
+
+async def _is(value: object, expected: str) -> str | None:
+    got = await value  # type: ignore[misc]
+    return expected if got == expected else None
+
+
+async def _nonempty(value: object) -> list[str] | None:
+    got: list[str] = await value  # type: ignore[misc]
+    return got or None
+
+
+async def test_new_chat_shows_the_agents_error_and_a_retry_that_works(
+    start_worker: StartWorker,
+    model_server: ModelServer,
+    web_app: str,
+    browser: Browser,
+    reader: Store,
+    lock: Callable[[], Awaitable[Holder]],
+) -> None:
+    await model_server.learn(LISBON, Voice())
+    await model_server.script(["Lisbon is lovely.", "Hello again."])
+    await start_worker()
+    first = await call(browser, web_app)
+    await turn(browser, LISBON, "Lisbon is lovely.")
+
+    holder = await lock()  # the store is down: another process holds SQLite's lock
+    await browser.click("[data-testid=new-chat]")
+    await browser.shows("[data-testid=new-chat-error]", 60)
+    (shown,) = await browser.texts("[data-testid=new-chat-error]")
+    assert "New Chat failed" in shown and ("unavailable" in shown or "timeout" in shown)
+    assert await chat_id(browser) == first
+    await browser.screenshot(SHOTS / "new-chat-error.png")
+
+    await release(holder)
+    await browser.click("[data-testid=new-chat-retry]")
+    await moved_on(browser, first)
+    await browser.do("wait", selector="[data-testid=new-chat-error]", state="detached")
+    kept = await reader.get_chat(first, owner="alice")
+    assert (kept.status, kept.end_reason) == ("closed", "new_chat")
+
+
+async def test_two_quick_presses_of_new_chat_make_one_new_chat(
+    start_worker: StartWorker,
+    model_server: ModelServer,
+    web_app: str,
+    browser: Browser,
+) -> None:
+    await model_server.learn(LISBON, Voice())
+    await model_server.script(["Lisbon is lovely.", "Hello again.", "Hello once more."])
+    await start_worker()
+    first = await call(browser, web_app)
+    await turn(browser, LISBON, "Lisbon is lovely.")
+    asked = len(await model_server.chat_requests())
+
+    await browser.do("click", selector="[data-testid=new-chat]", count=2)
+    await moved_on(browser, first)
+
+    async def greeted() -> bool | None:
+        return True if await lines(browser) == ["Hello again."] else None
+
+    await browser.until(greeted, 30, "the new chat's greeting")
+    await asyncio.sleep(QUIET_S)  # a second new chat would have greeted by now
+    assert await lines(browser) == ["Hello again."]
+    assert len(await model_server.chat_requests()) - asked == 1  # one greeting: one new chat

@@ -1,0 +1,78 @@
+"""The reference web app's server (agent/webapp.py): tokens minted on the server for a room of
+their own, a caller's history and no one else's, and a clear error for bad input."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from livekit import api
+from pydantic import SecretStr
+
+from agent.resume import RESUME_ATTRIBUTE
+from agent.settings import Settings
+from agent.store import Store
+from agent.webapp import build_app
+from tests.conftest import chat, msg
+
+Client = TestClient[web.Request, web.Application]
+KEY, SECRET = "devkey", "a-secret-of-the-servers-own-32-chars"
+
+
+@pytest.fixture
+async def client(tmp_path: Path, store: Store) -> AsyncIterator[Client]:
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text('<div id="root"></div>')
+    settings = Settings(
+        livekit_url="ws://127.0.0.1:7880",
+        livekit_api_key=SecretStr(KEY),
+        livekit_api_secret=SecretStr(SECRET),
+    )
+    async with TestClient(TestServer(build_app(settings, store, dist))) as test_client:
+        yield test_client
+
+
+async def test_a_token_joins_a_room_of_its_own_as_the_caller_and_asks_for_the_resume(
+    client: Client,
+) -> None:
+    first = await (await client.post("/api/token", json={"identity": "alice"})).json()
+    again = await client.post("/api/token", json={"identity": "alice", "resume_chat_id": "chat_a"})
+    second = await again.json()
+    assert first["url"] == "ws://127.0.0.1:7880" and first["room"] != second["room"]
+    claims = api.TokenVerifier(KEY, SECRET).verify(second["token"])
+    assert claims.identity == "alice"
+    assert claims.video is not None and claims.video.room == second["room"]
+    assert claims.video.room_join and claims.attributes == {RESUME_ATTRIBUTE: "chat_a"}
+    assert api.TokenVerifier(KEY, SECRET).verify(first["token"]).attributes in ({}, None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[1, 2]", b"{}", b'{"identity": ""}', b'{"identity": 7}',
+     b'{"identity": "alice", "resume_chat_id": 5}', b'{"identity": "a\\u0000b"}'],
+)  # fmt: skip
+async def test_bad_token_requests_get_400_and_say_why(client: Client, body: bytes) -> None:
+    reply = await client.post("/api/token", data=body)
+    assert reply.status == 400
+    assert (await reply.json())["error"]
+
+
+async def test_history_is_the_callers_own(client: Client, store: Store) -> None:
+    alices, bobs = chat(owner="alice"), chat(owner="bob")
+    await store.write([alices, msg(alices.id, "Lisbon, please"), bobs, msg(bobs.id, "Secret")])
+    listed = await (await client.get("/api/chats", params={"identity": "alice"})).json()
+    assert [c["id"] for c in listed["chats"]] == [alices.id]
+    opened = await client.get(f"/api/chats/{alices.id}", params={"identity": "alice"})
+    assert [m["content"] for m in (await opened.json())["messages"]] == ["Lisbon, please"]
+    theirs = await client.get(f"/api/chats/{bobs.id}", params={"identity": "alice"})
+    assert theirs.status == 404  # another caller's chat is as good as none
+    assert (await client.get("/api/chats")).status == 400  # whose?
+
+
+async def test_the_app_is_served_at_the_root(client: Client) -> None:
+    page = await client.get("/")
+    assert page.status == 200 and '<div id="root">' in await page.text()
