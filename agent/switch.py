@@ -19,7 +19,7 @@ from livekit.agents import Agent, AgentSession, llm
 from agent.call import CallState
 from agent.capture import BASELINE_KEY, Capture, ChatEnd, call_row
 from agent.context import Budget
-from agent.errors import AgentError
+from agent.errors import AgentError, StoreUnavailable
 from agent.ids import new_call_id
 from agent.plugins.prosody.baseline import Baseline
 from agent.resume import Loaded, load
@@ -29,6 +29,8 @@ from agent.store.records import Chat
 log = structlog.get_logger(__name__)
 
 INTERRUPT_TIMEOUT_S = 2.0
+STORE_PROBE_S = 3.0
+"""How long a command that changes the chat waits to learn that the store takes writes."""
 GREETING = "This is a new conversation: greet the caller briefly, as if for the first time."
 RETURNING = (
     "The caller has come back to this conversation: welcome them back briefly, as someone "
@@ -127,6 +129,7 @@ class ChatSwitcher:
         Returns the closed chat's id when it was kept."""
         self.switching = True
         try:
+            await self._store_takes_writes()
             old = await self._leave("new_chat")
             self._enter_new()
             await self._agent().update_chat_ctx(llm.ChatContext.empty())  # instructions only
@@ -149,6 +152,7 @@ class ChatSwitcher:
             if chat_id == self._state.chat_id:  # already here: nothing to change
                 in_context = [m for m in self._agent().chat_ctx.messages() if m.role != "system"]
                 return None, chat.message_count, len(in_context)
+            await self._store_takes_writes()
             old = await self._leave("switched")
             call = call_row(self._state, chat_id, new_call_id(), time.time())
             try:
@@ -183,6 +187,16 @@ class ChatSwitcher:
         if self.on_loaded is not None:
             self.on_loaded(chat, loaded)
         return loaded
+
+    async def _store_takes_writes(self) -> None:
+        """A switch writes, and would wait out a store that is down: find out first, by
+        refreshing the call's hold on its chat, and refuse (`unavailable`) before anything
+        changes."""
+        beat = self._store.heartbeat(self._state.call_id, at=time.time())
+        try:
+            await asyncio.wait_for(beat, STORE_PROBE_S)
+        except TimeoutError:
+            raise StoreUnavailable("the store does not answer") from None
 
     async def _leave(self, why: ChatEnd) -> str | None:
         """Stop the agent mid-sentence and close the current chat; its id if it was kept."""

@@ -5,20 +5,16 @@ chat with every message that had been acknowledged."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from agent.sim.caller import wait_until
 from agent.sim.processes import ModelServer
 from agent.sim.speech import Voice
-from agent.store import ANY_OWNER, Store, open_store
+from agent.store import ANY_OWNER, Store
 from agent.store.records import Message
-from tests.conftest import new_database
 from tests.live.conftest import Join, StartWorker
 from tests.live.harness import eventually, said
-from tests.pg import PgServer
 
 TURNS = [
     "I would like to plan a trip to Lisbon.",
@@ -26,16 +22,6 @@ TURNS = [
     "Please book it for Friday.",
 ]
 REPLIES = ["Lisbon is lovely in spring.", "Mild and mostly sunny.", "Welcome back!", "Booked."]
-
-
-@pytest.fixture
-async def shared(pg_server: PgServer) -> AsyncIterator[tuple[str, Store]]:
-    """One PostgreSQL database for both workers, and the test's own view of it."""
-    url = await new_database(pg_server)
-    store = await open_store(url)
-    await store.migrate()
-    yield url, store
-    await store.aclose()
 
 
 async def test_a_killed_workers_chat_resumes_on_the_other_worker_with_every_acknowledged_message(

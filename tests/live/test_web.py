@@ -5,8 +5,9 @@ chat, resumes, renames, deletes, hangs up and comes back. Screenshots go to test
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,10 @@ from agent.livekit_server import LocalServer
 from agent.sim.processes import ModelServer, clean_env, free_port
 from agent.sim.speech import Voice
 from agent.store import ANY_OWNER, Store
-from tests.conftest import Holder, release
 from tests.live.browser import ROOT, Browser
 from tests.live.conftest import StartWorker
 from tests.live.harness import eventually, said
+from tests.pg import PgServer
 
 LISBON = "I would like to plan a trip to Lisbon."
 PORTO = "Now tell me about Porto instead."
@@ -29,14 +30,14 @@ TURN_S = 45.0
 """How long a turn may take from the microphone to the stored answer on the page."""
 
 
-@pytest.fixture
-async def web_app(livekit_server: LocalServer, db_url: str, reader: Store) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def serve_app(server: LocalServer, db_url: str) -> AsyncIterator[str]:
     """The app server as `scripts/run` starts it: the built app and its token endpoint."""
     port = free_port()
     env = clean_env(
-        LIVEKIT_URL=livekit_server.url,
-        LIVEKIT_API_KEY=livekit_server.api_key,
-        LIVEKIT_API_SECRET=livekit_server.api_secret,
+        LIVEKIT_URL=server.url,
+        LIVEKIT_API_KEY=server.api_key,
+        LIVEKIT_API_SECRET=server.api_secret,
         AGENT_DB_URL=db_url,
     )
     proc = await asyncio.create_subprocess_exec(
@@ -45,10 +46,18 @@ async def web_app(livekit_server: LocalServer, db_url: str, reader: Store) -> As
     )  # fmt: skip
     assert proc.stdout is not None
     first = await asyncio.wait_for(proc.stdout.readline(), 30)
-    assert first.startswith(b"web app: "), first
-    yield f"http://127.0.0.1:{port}/"
-    proc.terminate()
-    await proc.wait()
+    try:
+        assert first.startswith(b"web app: "), first
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+@pytest.fixture
+async def web_app(livekit_server: LocalServer, db_url: str, reader: Store) -> AsyncIterator[str]:
+    async with serve_app(livekit_server, db_url) as url:
+        yield url
 
 
 @pytest.fixture
@@ -112,6 +121,9 @@ async def test_a_caller_talks_starts_a_new_chat_resumes_renames_deletes_and_come
     first = await call(browser, web_app)
     await turn(browser, LISBON, "Lisbon is lovely.")
     await turn(browser, PORTO, "Porto has port.")
+    # each of the caller's lines shows how it was said: pitch, loudness and rate
+    measures = await browser.texts(".line.user [data-testid=prosody] .measure .label")
+    assert measures == ["pitch", "loudness", "rate"] * 2
     await browser.screenshot(SHOTS / "call.png")
 
     # New Chat: the old chat is kept and listed, the transcript starts over
@@ -151,6 +163,9 @@ async def test_a_caller_talks_starts_a_new_chat_resumes_renames_deletes_and_come
     )
     assert shown[:2] == [LISBON, "Lisbon is lovely."]
     await browser.screenshot(SHOTS / "after-hang-up.png")
+    await browser.click(f"[data-chat-id='{first}'] .open")  # a past chat, read out of a call
+    await browser.shows("[data-testid=transcript] h1:text('Portugal trip')")
+    assert (await lines(browser))[:2] == [LISBON, "Lisbon is lovely."]
     await browser.click("[data-testid=resume]")
     await browser.shows("[data-testid=connection][data-state=connected]", 30)
     assert await browser.until(lambda: _is(chat_id(browser), first), 30, "the same chat") == first
@@ -175,31 +190,35 @@ async def _nonempty(value: object) -> list[str] | None:
 async def test_new_chat_shows_the_agents_error_and_a_retry_that_works(
     start_worker: StartWorker,
     model_server: ModelServer,
-    web_app: str,
+    livekit_server: LocalServer,
+    pg_server: PgServer,
+    shared: tuple[str, Store],
     browser: Browser,
-    reader: Store,
-    lock: Callable[[], Awaitable[Holder]],
 ) -> None:
+    url, store = shared
     await model_server.learn(LISBON, Voice())
     await model_server.script(["Lisbon is lovely.", "Hello again."])
-    await start_worker()
-    first = await call(browser, web_app)
-    await turn(browser, LISBON, "Lisbon is lovely.")
+    await start_worker(db=url)
+    async with serve_app(livekit_server, url) as web_app:
+        first = await call(browser, web_app)
+        await turn(browser, LISBON, "Lisbon is lovely.")
 
-    holder = await lock()  # the store is down: another process holds SQLite's lock
-    await browser.click("[data-testid=new-chat]")
-    await browser.shows("[data-testid=new-chat-error]", 60)
-    (shown,) = await browser.texts("[data-testid=new-chat-error]")
-    assert "New Chat failed" in shown and ("unavailable" in shown or "timeout" in shown)
-    assert await chat_id(browser) == first
-    await browser.screenshot(SHOTS / "new-chat-error.png")
+        await asyncio.to_thread(pg_server.stop, "immediate")  # the store goes down mid-call
+        try:
+            await browser.click("[data-testid=new-chat]")
+            await browser.shows("[data-testid=new-chat-error]", 60)
+            (shown,) = await browser.texts("[data-testid=new-chat-error]")
+            assert "New Chat failed (unavailable)" in shown  # the agent's own answer
+            assert await chat_id(browser) == first
+            await browser.screenshot(SHOTS / "new-chat-error.png")
+        finally:
+            await asyncio.to_thread(pg_server.start)
 
-    await release(holder)
-    await browser.click("[data-testid=new-chat-retry]")
-    await moved_on(browser, first)
-    await browser.do("wait", selector="[data-testid=new-chat-error]", state="detached")
-    kept = await reader.get_chat(first, owner="alice")
-    assert (kept.status, kept.end_reason) == ("closed", "new_chat")
+        await browser.click("[data-testid=new-chat-retry]")
+        await moved_on(browser, first)
+        await browser.do("wait", selector="[data-testid=new-chat-error]", state="detached")
+        kept = await store.get_chat(first, owner="alice")
+        assert (kept.status, kept.end_reason) == ("closed", "new_chat")
 
 
 async def test_two_quick_presses_of_new_chat_make_one_new_chat(

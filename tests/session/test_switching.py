@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -12,7 +13,7 @@ from agent.errors import NotFound
 from agent.sim.openai_server import LocalOpenAI
 from agent.store import ANY_OWNER, Store
 from agent.store.writer import Writer
-from tests.conftest import chat, msg
+from tests.conftest import Holder, chat, msg, release
 from tests.session.conftest import CALLER, Speak, StartCall, stored
 
 
@@ -162,3 +163,28 @@ async def test_a_flood_of_commands_is_limited_while_the_turns_still_complete(
     assert sent > 1000
     assert ok < sent / 20  # 5 a second (and the burst) got through
     assert limited < ok + 20  # rejections are bounded too: most of the flood got no answer
+
+
+async def test_new_chat_with_the_store_down_answers_unavailable_and_changes_nothing(
+    start_call: StartCall,
+    speech: Speak,
+    reader: Store,
+    lock: Callable[[], Awaitable[Holder]],
+) -> None:
+    call = await start_call()
+    await call.say(await speech("Tell me about Lisbon."))
+    first = call.call.state.chat_id
+    new_chat = {"v": 1, "id": "n1", "type": "new_chat"}
+
+    holder = await lock()  # another process holds the store's lock: it takes no writes
+    try:
+        refused = await call.command(new_chat, via="rpc", sender=None)
+    finally:
+        await release(holder)
+    assert refused.reply == {"v": 1, "re": "n1", "type": "error", "code": "unavailable",
+                             "message": "history is unavailable, try again"}  # fmt: skip
+    assert call.call.state.chat_id == first  # nothing changed: the call goes on in its chat
+
+    again = await call.command(new_chat, via="rpc", sender=None)  # the app's retry, same id
+    assert again.reply is not None and again.reply["saved_chat_id"] == first
+    assert (await reader.get_chat(first, owner=CALLER)).end_reason == "new_chat"
