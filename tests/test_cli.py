@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import re
 import subprocess
@@ -87,6 +88,25 @@ def test_history_commands_on_an_unmigrated_database_say_to_migrate(
     assert err.count("\n") == 1 and "agentctl db migrate" in err
     code, out, _ = run(capsys, "--db", f"sqlite:///{tmp_path}/new.db", "db", "check")
     assert code == 1 and "schema is at version 0" in out
+
+
+def test_json_and_db_work_after_the_command_as_people_type_them(
+    db: Seeded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = run_json(capsys, db, "chats", "list", "--owner", "alice")
+    for argv in (
+        ["chats", "list", "--owner", "alice", "--json", "--db", db.url],
+        ["chats", "list", f"--db={db.url}", "--json", "--owner", "alice"],
+    ):
+        code, out, err = run(capsys, *argv)
+        assert (code, err) == (0, "") and json.loads(out) == before
+
+
+def test_version_is_the_installed_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"agentctl {importlib.metadata.version('agent')}\n"
 
 
 def test_chats_list_shows_a_table_and_json(db: Seeded, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -24,8 +25,39 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(USAGE_EXIT)
 
 
+GLOBAL_FLAGS = ("--json",)
+GLOBAL_OPTIONS = ("--db",)
+
+
+def version() -> str:
+    """The installed version of the agent (CHANGELOG.md)."""
+    try:
+        return importlib.metadata.version("agent")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown"
+
+
+def globals_first(argv: Sequence[str]) -> list[str]:
+    """`--json` and `--db URL` anywhere before a `--`: after the command, as people type them
+    (`agentctl chats list --json`), as well as before it."""
+    front: list[str] = []
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            rest += [arg, *args]
+        elif arg in GLOBAL_FLAGS or arg.startswith(tuple(f"{o}=" for o in GLOBAL_OPTIONS)):
+            front.append(arg)
+        elif arg in GLOBAL_OPTIONS:
+            front += [arg, *(value for value in [next(args, None)] if value is not None)]
+        else:
+            rest.append(arg)
+    return front + rest
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="agentctl", description="Operate the voice agent and its chat history.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     parser.add_argument("--db", metavar="URL", help="database URL (default: AGENT_DB_URL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -57,7 +89,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(globals_first(sys.argv[1:] if argv is None else argv))
     try:
         settings = load_settings()
         configure_logging(settings.log_level, settings.log_format, handler=True)
