@@ -128,10 +128,11 @@ class Capture:
         """The call's new current chat and the row by which the call holds it (an empty chat
         is dropped when it closes)."""
         state, now = self._state, self._clock()
-        chat = NewChat(
-            id=state.chat_id, owner=state.owner, agent_name=self._agent_name, created_at=now
+        self._submit(
+            NewChat(
+                id=state.chat_id, owner=state.owner, agent_name=self._agent_name, created_at=now
+            )
         )
-        self._submit(chat)
         self._submit(call_row(state, state.chat_id, state.call_id, now))
 
     async def flush_and_close(self, how: ChatEnd) -> bool | None:

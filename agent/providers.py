@@ -85,14 +85,12 @@ def check(settings: Settings, *, model_files: bool = True) -> None:
     including the files of a model that is fetched ahead of time)."""
     if settings.factory:
         return  # the user's factory brings its own models
-    realtime = bool(settings.realtime_model)
-    for setting, value in [
-        ("AGENT_STT", settings.stt),
-        ("AGENT_TTS", settings.tts),
-        ("AGENT_TURN_DETECTION", settings.turn_detection),
+    for setting, value, default in [
+        ("AGENT_STT", settings.stt, "openai"),
+        ("AGENT_TTS", settings.tts, "openai"),
+        ("AGENT_TURN_DETECTION", settings.turn_detection, "vad"),
     ]:
-        default = "vad" if setting == "AGENT_TURN_DETECTION" else "openai"
-        if realtime and value != default:
+        if settings.realtime_model and value != default:
             raise ConfigError(
                 f"{setting}={value} cannot go with AGENT_REALTIME_MODEL: a realtime model "
                 "hears, speaks and detects turns itself"

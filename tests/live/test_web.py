@@ -51,7 +51,11 @@ async def serve_app(server: LocalServer, db_url: str) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         proc.terminate()
-        await proc.wait()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from agent.sim.realtime_server import RATE, LocalRealtime
 from agent.sim.speech import ESPEAK_RATE, Pcm, espeak, resample
 from agent.store import Store
 from agent.store.writer import Writer
+from tests.conftest import Serve
 from tests.session.conftest import CALLER, StartCall, seed, stored, wait_for_summary
 
 LISBON = "Tell me about Lisbon."
@@ -27,11 +28,8 @@ PASTA = "A recipe for pasta."
 
 
 @pytest.fixture
-async def realtime() -> AsyncIterator[LocalRealtime]:
-    server = LocalRealtime()
-    await server.start()
-    yield server
-    await server.aclose()
+async def realtime(serve: Serve) -> LocalRealtime:
+    return await serve(LocalRealtime())
 
 
 async def clip(server: LocalRealtime, text: str) -> Pcm:
