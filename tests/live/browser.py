@@ -84,7 +84,7 @@ class Browser:
                 while (value := await probe()) is None:  # noqa: ASYNC110 - a page, polled
                     await asyncio.sleep(0.2)
         except TimeoutError:
-            logs = await self.do("logs")
+            logs = [line[:200] for line in await self.do("logs")]
             raise TimeoutError(
                 f"timed out after {limit_s:.0f} s waiting for {what}; page: {logs[-8:]}"
             ) from None

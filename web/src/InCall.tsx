@@ -38,6 +38,7 @@ export function InCall({ room, control, identity }: { room: Room; control: Agent
   const [opened, setOpened] = useState<Opened>({ title: null, messages: [] });
   const [problem, setProblem] = useState<string | null>(null);
   const [micOn, setMicOn] = useState(true);
+  const [micSwitching, setMicSwitching] = useState(false);
   const [changes, setChanges] = useState(0); // one more after each command of the caller's
   const listening = agentState === "listening";
 
@@ -72,10 +73,18 @@ export function InCall({ room, control, identity }: { room: Room; control: Agent
     }
   };
 
+  // the button waits for the microphone to have switched: a second press acts on the new state
   const toggleMic = async () => {
+    setMicSwitching(true);
     const next = !micOn;
-    await room.localParticipant.setMicrophoneEnabled(next);
-    setMicOn(next);
+    try {
+      await room.localParticipant.setMicrophoneEnabled(next);
+      setMicOn(next);
+    } catch (error) {
+      setProblem(describe(error));
+    } finally {
+      setMicSwitching(false);
+    }
   };
 
   // what is being said now, until it is final (and stored)
@@ -106,7 +115,7 @@ export function InCall({ room, control, identity }: { room: Room; control: Agent
             agent {agentState}
           </span>
           <NewChatButton control={control} onDone={changed} />
-          <button type="button" onClick={() => void toggleMic()} data-testid="mic">
+          <button type="button" disabled={micSwitching} onClick={() => void toggleMic()} data-testid="mic">
             {micOn ? "Mute" : "Unmute"}
           </button>
           <button type="button" onClick={() => void room.disconnect()} data-testid="hang-up">
