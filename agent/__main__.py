@@ -1,34 +1,49 @@
 """`python -m agent COMMAND`: LiveKit's worker CLI (`start`, `dev`, `console`, `download-files`)
-with our entrypoint, after checking settings, the models they name and the database schema."""
+with our entrypoint, after checking settings, the models they name and the database schema.
+
+Only the settings are imported before `main` runs: with metrics on, prometheus_client must see
+its multiprocess folder before anything imports it (docs/metrics.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 
-from agent import providers
 from agent.errors import AgentError, SchemaError
-from agent.factory import load_factory
-from agent.logs import configure_logging
 from agent.settings import Settings, load_settings
-from agent.store import open_store
 
 NEEDS_SERVER = {"start", "dev", "connect"}
 NEEDS_STORE = NEEDS_SERVER | {"console"}
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 async def check_schema(settings: Settings) -> None:
-    """The worker runs only against a database at exactly the schema it knows."""
+    """The worker runs on a schema at or past its own that still serves its version
+    (docs/store.md, upgrades)."""
+    from agent.store import open_store
+
     store = await open_store(settings.db_url)
     try:
-        status = await store.schema_status()
+        refusal = (await store.schema_status()).refusal("worker")
     finally:
         await store.aclose()
-    if status.current != status.latest:
-        raise SchemaError(
-            f"the database is at schema version {status.current}, this worker needs "
-            f"{status.latest}: run `agentctl db migrate`"
-        )
+    if refusal:
+        raise SchemaError(refusal)
+
+
+def collect_from_every_process(settings: Settings) -> None:
+    """With metrics on, every process of the worker (LiveKit runs each job in its own) writes
+    its values to one folder the metrics server reads: a new one for this worker unless
+    PROMETHEUS_MULTIPROC_DIR names one."""
+    if settings.metrics_port is not None and not os.environ.get(METRICS_DIR):
+        folder = tempfile.mkdtemp(prefix="agent-metrics-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ[METRICS_DIR] = folder
 
 
 def main() -> int:
@@ -37,6 +52,10 @@ def main() -> int:
         command = "--help"  # LiveKit's CLI explains the command; nothing to check
     try:
         settings = load_settings()
+        collect_from_every_process(settings)
+        from agent import providers
+        from agent.factory import load_factory
+
         missing = settings.missing_for_worker() if command in NEEDS_SERVER else []
         if missing:
             raise AgentError(
@@ -51,12 +70,12 @@ def main() -> int:
     except AgentError as exc:
         sys.stderr.write(f"agent: {exc}\n")
         return 1
-    configure_logging(settings.log_level, settings.log_format)
-
     from livekit.agents import cli
 
+    from agent.logs import configure_logging
     from agent.server import build_server
 
+    configure_logging(settings.log_level, settings.log_format)
     cli.run_app(build_server(settings))
     return 0
 

@@ -34,6 +34,7 @@ from agent.context import Budget, estimate_tokens
 from agent.control.channel import ControlChannel
 from agent.control.dispatcher import Dispatcher
 from agent.errors import AgentError
+from agent.instrument import measured
 from agent.plugins.prosody.stream import AcousticStream, tap
 from agent.resume import Loaded, requested_chat_id
 from agent.settings import Settings, load_settings
@@ -117,7 +118,7 @@ class ChatHistory:
 
 
 async def open_writer(settings: Settings, store: Store | None = None) -> Writer:
-    store = store or await open_store(settings.db_url)
+    store = measured(store or await open_store(settings.db_url))
     opts = WriterOptions(max_queue=settings.writer_queue_max, max_batch=settings.writer_batch_max)
     return await Writer.start(store, settings.journal_dir, opts)
 

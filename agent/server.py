@@ -18,7 +18,7 @@ from livekit.agents.voice.turn import TurnDetectionMode, TurnHandlingOptions
 from livekit.plugins import silero
 
 from agent import providers as models
-from agent import sweeper
+from agent import sweeper, webhooks
 from agent.assistant import Assistant
 from agent.factory import build, load_factory
 from agent.history import VAD_KEY, ChatHistory
@@ -96,13 +96,14 @@ def build_server(
     settings: Settings, serve: Callable[[JobContext], Awaitable[None]] = entrypoint
 ) -> AgentServer:
     """The worker: LiveKit's `AgentServer` with our settings, `serve` for each job (our
-    entrypoint), and the sweeper in its main process."""
+    entrypoint), and the sweeper and webhook delivery in its main process."""
     options: dict[str, Any] = {
         "host": settings.http_host,
         "port": settings.http_port,
         "load_threshold": settings.load_threshold,
         "num_idle_processes": settings.idle_processes,
         "drain_timeout": settings.drain_timeout_s,
+        "prometheus_port": settings.metrics_port,
     }
     server = AgentServer(
         setup_fnc=prewarm, **{name: v for name, v in options.items() if v is not None}
@@ -113,10 +114,12 @@ def build_server(
         log.info("worker.registered", worker_id=worker_id, agent_name=settings.name)
 
     server.on("worker_registered", registered)
-    sweeping: list[asyncio.Task[None]] = []  # a reference, so the task is never collected
+    background: list[asyncio.Task[None]] = []  # a reference, so the tasks are never collected
 
-    def start_sweeping() -> None:  # in the worker's main process, once
-        sweeping.append(asyncio.create_task(sweeper.run(settings), name=SWEEPER_TASK))
+    def start_background() -> None:  # in the worker's main process, once
+        background.append(asyncio.create_task(sweeper.run(settings), name=SWEEPER_TASK))
+        if settings.webhooks:
+            background.append(asyncio.create_task(webhooks.run(settings), name=webhooks.TASK))
 
-    server.on("worker_started", start_sweeping)
+    server.on("worker_started", start_background)
     return server

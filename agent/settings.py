@@ -96,6 +96,24 @@ class Settings(BaseSettings):
     Cloud's inference gateway. Off: interruptions are decided by the local VAD, and the worker
     connects to nothing but LiveKit, the models and the store."""
 
+    # Webhooks (docs/webhooks.md)
+    webhook_urls: str = ""
+    """Comma-separated receivers of the webhook events; none: nothing is sent."""
+    webhook_secret: SecretStr = SecretStr("")
+    """The HMAC-SHA256 key the events are signed with; needed with any URL."""
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_retry_s: float = Field(5.0, gt=0)
+    """The wait before the first retry; it doubles with each failure, up to ten minutes."""
+    webhook_max_age_s: float = Field(3 * 86_400.0, gt=0)
+    """An event not delivered by this age is dropped (and counted)."""
+
+    # Retention and metrics (docs/operations.md, docs/metrics.md)
+    retention_days: float | None = Field(None, gt=0)
+    """Ended chats last updated longer ago than this are deleted by the sweeper; unset: kept."""
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    """Prometheus metrics at http://AGENT_HTTP_HOST:PORT/metrics, from every process of the
+    worker; unset: none."""
+
     # Logs (docs/operations.md)
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -129,12 +147,25 @@ class Settings(BaseSettings):
         "idle_processes",
         "drain_timeout_s",
         "preemptive_generation",
+        "retention_days",
+        "metrics_port",
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """`AGENT_HTTP_PORT=` (as `config/example.env` lists it) means LiveKit's default."""
         return None if value == "" else value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _http_urls(cls, value: str) -> str:
+        if any(not url.startswith(("http://", "https://")) for url in _split(value)):
+            raise ValueError("expected http:// or https:// URLs, separated by commas")
+        return value
+
+    @property
+    def webhooks(self) -> list[str]:
+        return _split(self.webhook_urls)
 
     def missing_for_worker(self, *, livekit: bool = True) -> list[str]:
         """The variables the worker cannot serve a call without (`livekit=False`: the models
@@ -145,6 +176,8 @@ class Settings(BaseSettings):
             "LIVEKIT_API_SECRET": self.livekit_api_secret.get_secret_value(),
         }
         missing = [name for name, value in wanted.items() if livekit and not value]
+        if self.webhooks and not self.webhook_secret.get_secret_value():
+            missing.append("AGENT_WEBHOOK_SECRET")
         if self.factory:  # the user's factory brings its own providers
             return missing
         if not (self.openai_api_key.get_secret_value() or self.openai_base_url):
@@ -162,6 +195,10 @@ class Settings(BaseSettings):
             if isinstance(key, SecretStr) and not key.get_secret_value()
         ]
         return missing
+
+
+def _split(urls: str) -> list[str]:
+    return [url.strip() for url in urls.split(",") if url.strip()]
 
 
 def _variable(field: str) -> str:

@@ -13,6 +13,7 @@ import structlog
 from livekit.agents import AgentSession, APIError, llm
 from livekit.agents.voice.events import ConversationItemAddedEvent
 
+from agent import metrics
 from agent.call import CallState
 from agent.context import Budget, estimate_tokens
 from agent.errors import AgentError
@@ -126,10 +127,13 @@ class Summarizer:
                 tokens = sum(estimate_tokens(m.content) for m in kept)
                 self._grown[chat_id] = (len(kept), tokens)
                 log.info("summary.saved", chat_id=chat_id, upto_seq=older[-1].seq)
+                metrics.SUMMARIES.labels(result="ok").inc()
         except (AgentError, APIError) as exc:  # the next growth or resume asks again
             log.warning("summary.failed", chat_id=chat_id, error=type(exc).__name__)
+            metrics.SUMMARIES.labels(result="failed").inc()
         except Exception as exc:  # noqa: BLE001 - a background task: a summary is never worth a call
             log.error("summary.failed", chat_id=chat_id, error=type(exc).__name__)
+            metrics.SUMMARIES.labels(result="failed").inc()
 
     async def _ask(self, conversation: str) -> str:
         ctx = llm.ChatContext.empty()

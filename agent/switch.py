@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from livekit.agents import Agent, AgentSession, llm
 
+from agent import metrics
 from agent.call import CallState
 from agent.capture import BASELINE_KEY, Capture, ChatEnd, call_row
 from agent.context import Budget
@@ -121,6 +122,7 @@ class ChatSwitcher:
             await self._resume(chat, call_id, deadline)
             self.started = ChatStarted(chat.id, resumed=True, message_count=chat.message_count)
         log.info("chat.opened", chat_id=self._state.chat_id, resumed=chat is not None)
+        metrics.RESUMES.labels(*_outcome(chat is not None, why)).inc()
         return self.started
 
     async def new_chat(self) -> str | None:
@@ -225,3 +227,14 @@ class ChatSwitcher:
         log.info("chat.switched", old_chat_id=old, chat_id=started.chat_id)
         if self.on_started is not None:
             self.on_started(started)
+
+
+def _outcome(resumed: bool, why: str | None) -> tuple[str, str]:
+    """The resume metric's (outcome, reason) for how a call chose its chat."""
+    if resumed:
+        return "resumed", ""
+    if why is None:
+        return "new", ""
+    if why == "timeout":
+        return "timed_out", ""
+    return "refused", why

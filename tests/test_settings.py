@@ -13,6 +13,7 @@ import pytest
 from agent import providers
 from agent.errors import ConfigError
 from agent.settings import Settings, _variable, load_settings
+from agent.store import migrations
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "example.env"
 
@@ -121,8 +122,8 @@ def test_the_worker_refuses_a_database_that_is_not_migrated(tmp_path: Path) -> N
     )
     assert done.returncode == 1
     assert done.stderr == (
-        "agent: the database is at schema version 0, this worker needs 2: "
-        "run `agentctl db migrate`\n"
+        "agent: the database is at schema version 0, this worker needs "
+        f"{len(migrations.load('sqlite'))}: run `agentctl db migrate`\n"
     )
 
 

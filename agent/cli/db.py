@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 from typing import Any
 
@@ -90,18 +91,20 @@ async def backup(store: Store, args: argparse.Namespace) -> int:
 
 
 async def sweep(store: Store, args: argparse.Namespace) -> int:
+    settings = load_settings()
     stale_after = (
-        load_settings().stale_after_s
-        if args.stale_after is None
-        else parse_duration(args.stale_after)
+        settings.stale_after_s if args.stale_after is None else parse_duration(args.stale_after)
     )
-    swept = await sweeper.sweep(store, stale_after_s=stale_after)
+    swept = await sweeper.sweep(
+        store, stale_after_s=stale_after, retention_days=settings.retention_days,
+        event_max_age_s=settings.webhook_max_age_s,
+    )  # fmt: skip
     if args.json:
-        emit(dumps({"calls_lost": swept.calls_lost, "chats_lost": swept.chats_lost,
-                    "chats_deleted": swept.chats_deleted}))  # fmt: skip
+        emit(dumps(dataclasses.asdict(swept)))
     else:
         emit(
             f"{swept.chats_lost} chat(s) marked lost, {swept.chats_deleted} empty chat(s) "
-            f"deleted, {swept.calls_lost} call(s) ended"
+            f"deleted, {swept.calls_lost} call(s) ended, {swept.retention_deleted} chat(s) past "
+            f"retention deleted, {swept.events_expired} webhook event(s) expired"
         )
     return 0

@@ -76,12 +76,9 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     store: Store = await open_store(args.db or settings.db_url)
     try:
         if args.run not in (db.migrate, db.check):
-            status = await store.schema_status()
-            if status.current < status.latest:
-                raise SchemaError(
-                    f"the database schema is at version {status.current}, this agentctl needs "
-                    f"{status.latest}: run `agentctl db migrate`"
-                )
+            refusal = (await store.schema_status()).refusal("agentctl")
+            if refusal:
+                raise SchemaError(refusal)
         code: int = await args.run(store, args)
         return code
     finally:

@@ -16,7 +16,9 @@ from typing import Any, Protocol
 
 import structlog
 from livekit import rtc
+from livekit.agents.telemetry import tracer
 
+from agent import metrics
 from agent.control.limits import Replies, TokenBucket
 from agent.control.protocol import (
     MAX_PAYLOAD,
@@ -132,39 +134,49 @@ class Dispatcher:
         self._waiting = 0
 
     async def handle(self, sender: Sender, payload: bytes) -> dict[str, Any] | None:
-        """The reply for `sender`, or None to say nothing. Never raises."""
-        try:
-            return await self._handle(sender, payload)
-        except Exception as exc:  # noqa: BLE001 - the task boundary: a reply, never a crash
-            log.error("control.failed", error=type(exc).__name__)
-            return error_reply(None, "internal", "internal error")
+        """The reply for `sender`, or None to say nothing. Never raises. Each command is
+        counted by type and reply code (docs/metrics.md), and traced when a tracer is set."""
+        with tracer.start_as_current_span("agent.control.command") as span:
+            kind = "unknown"  # until the payload parses
+            try:
+                kind, reply = await self._handle(sender, payload)
+            except Exception as exc:  # noqa: BLE001 - the task boundary: a reply, never a crash
+                log.error("control.failed", error=type(exc).__name__)
+                reply = error_reply(None, "internal", "internal error")
+            code = "none" if reply is None else reply.get("code", "ok")
+            span.set_attributes({"agent.control.type": kind, "agent.control.code": code})
+            metrics.CONTROL_REQUESTS.labels(type=kind, code=code).inc()
+            return reply
 
-    async def _handle(self, sender: Sender, payload: bytes) -> dict[str, Any] | None:
+    async def _handle(self, sender: Sender, payload: bytes) -> tuple[str, dict[str, Any] | None]:
+        """The command's type ("unknown" when it was not read) and the reply."""
         if not self._from_caller(sender):
             log.warning("control.rejected", code="forbidden", size=len(payload))
             # a person in the room hears why; agents, hidden observers and the API do not
             if sender.identity is None or sender.hidden or self._is_agent(sender):
-                return None
-            return error_reply(None, "forbidden", "only the caller may command this agent")
+                return "unknown", None
+            return "unknown", error_reply(
+                None, "forbidden", "only the caller may command this agent"
+            )
         retry = self._bucket.take()
         if retry > 0:
             if self._rejections.take() > 0:
-                return None
+                return "unknown", None
             log.info("control.rejected", code="rate_limited")
-            return error_reply(
+            return "unknown", error_reply(
                 None, "rate_limited", "too many commands", retry_after_ms=int(retry * 1000) + 1
             )
         try:
             request = parse(payload)
         except ControlError as exc:
             log.info("control.rejected", code=exc.code, size=len(payload))
-            return exc.reply()
+            return "unknown", exc.reply()
         if self._waiting >= MAX_WAITING:
-            return error_reply(request.id, "busy", "too many commands waiting")
+            return request.type, error_reply(request.id, "busy", "too many commands waiting")
         self._waiting += 1
         try:
             async with self._lock:
-                return await self._run(request)
+                return request.type, await self._run(request)
         finally:
             self._waiting -= 1
 

@@ -2,8 +2,8 @@
 split by who uses them. `ChatStore` is the core a call needs (append, read, a chat's
 lifecycle); `CallHolding` is which call holds a chat (resume, take-over, the heartbeat);
 `Sweeping`, `Summaries` and `Administration` serve the sweeper, the summarizer and the
-operator. `Store` is all of them: what a backend implements, and what the contract suite
-checks for every backend.
+operator; `Outbox` holds the webhooks' events. `Store` is all of them: what a backend
+implements, and what the contract suite checks for every backend.
 
 One package per backend implements it (`sqlite/`, `postgres/`); only that package imports its
 driver. Reads and changes made on behalf of a caller take `owner=` and never reveal another
@@ -24,6 +24,7 @@ from agent.store.records import (
     EndReason,
     MessagePage,
     NewCall,
+    OutboxEvent,
     Record,
     SearchHit,
     StoreStats,
@@ -44,12 +45,34 @@ OwnerScope = str | _AnyOwner
 
 @dataclass(frozen=True, slots=True)
 class SchemaStatus:
+    """Where the database's schema is, against the code reading it (docs/store.md, upgrades)."""
+
     current: int
+    """The newest migration applied to the database (0: none)."""
     latest: int
+    """The newest migration this code ships: its own schema version."""
+    oldest_code: int = 1
+    """The oldest code, by its schema version, that the database's schema still serves."""
 
     @property
     def pending(self) -> int:
         return max(0, self.latest - self.current)
+
+    def refusal(self, program: str) -> str | None:
+        """Why `program` (this code) cannot run on the database, in one line; None when it can:
+        the schema is at least its own and it is not older than the schema's oldest code."""
+        if self.current < self.latest:
+            return (
+                f"the database is at schema version {self.current}, this {program} needs "
+                f"{self.latest}: run `agentctl db migrate`"
+            )
+        if self.oldest_code > self.latest:
+            return (
+                f"the database is at schema version {self.current}, which needs code of schema "
+                f"{self.oldest_code} or newer; this {program} is of schema {self.latest}: "
+                "upgrade it"
+            )
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,5 +223,27 @@ class Administration(Protocol):
         ...
 
 
-class Store(ChatStore, CallHolding, Sweeping, Summaries, Administration, Protocol):
+class Outbox(Protocol):
+    """The webhook outbox (docs/webhooks.md). Triggers fill it in the transaction of each change;
+    workers lease due events, deliver them and settle them."""
+
+    async def take_events(self, *, now: float, lease_s: float, limit: int) -> list[OutboxEvent]:
+        """Lease up to `limit` events due at `now`, oldest first: each counts one more attempt
+        and is due again at `now + lease_s` unless settled before, so a worker that dies
+        mid-delivery leaves it to the next."""
+        ...
+
+    async def settle_event(
+        self, event_id: str, *, acked: Sequence[str], retry_at: float | None
+    ) -> None:
+        """After an attempt: delete the event (`retry_at` None: every receiver has it), or keep
+        who acknowledged it and when to try the rest again."""
+        ...
+
+    async def expire_events(self, *, created_before: float) -> int:
+        """Delete the events created before `created_before`, delivered or not."""
+        ...
+
+
+class Store(ChatStore, CallHolding, Sweeping, Summaries, Administration, Outbox, Protocol):
     """Everything a backend implements."""

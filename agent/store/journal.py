@@ -13,6 +13,8 @@ import os
 import secrets
 from pathlib import Path
 
+from agent import metrics
+
 
 def _complete_lines(path: Path) -> list[bytes]:
     data = path.read_bytes()
@@ -26,6 +28,13 @@ class Journal:
         self._fd = fd
         self._offset = 0  # bytes of the file already handed out by read()
         self.unread = unread
+        self._backlog = (0, 0)  # (records, bytes) this journal counts in the metrics
+
+    def _count(self, records: int, size: int) -> None:
+        """Keep the backlog metrics (docs/metrics.md) in step with the file."""
+        metrics.journal_records().inc(records)
+        metrics.journal_bytes().inc(size)
+        self._backlog = (self._backlog[0] + records, self._backlog[1] + size)
 
     @classmethod
     def open(cls, folder: str | os.PathLike[str]) -> Journal:
@@ -62,9 +71,11 @@ class Journal:
 
     def append(self, lines: list[bytes]) -> None:
         """Append lines and make them durable before returning."""
-        os.write(self._fd, b"".join(line + b"\n" for line in lines))
+        data = b"".join(line + b"\n" for line in lines)
+        os.write(self._fd, data)
         os.fsync(self._fd)
         self.unread += len(lines)
+        self._count(len(lines), len(data))
 
     def prepend(self, lines: list[bytes]) -> None:
         """Put `lines` before every unread line (they are older), durably, by rewriting the file
@@ -83,6 +94,7 @@ class Journal:
             os.close(dir_fd)
         self._offset = 0
         self.unread = len(lines) + len(rest)
+        self._count(len(lines), sum(len(line) + 1 for line in lines))
 
     def read(self, max_lines: int) -> tuple[list[bytes], int]:
         """Up to `max_lines` unread lines, and the offset to pass to `consumed` once they are
@@ -100,6 +112,7 @@ class Journal:
 
     def consumed(self, offset: int, count: int) -> None:
         """Mark lines up to `offset` as committed; empty the file once everything is."""
+        self._count(-count, self._offset - offset)
         self._offset = offset
         self.unread -= count
         if self.unread == 0 and os.fstat(self._fd).st_size == offset:
@@ -107,6 +120,7 @@ class Journal:
             self._offset = 0
 
     def close(self, *, remove: bool) -> None:
+        self._count(-self._backlog[0], -self._backlog[1])  # what is left, the next writer counts
         if remove and self.unread == 0:
             self.path.unlink(missing_ok=True)
         os.close(self._fd)

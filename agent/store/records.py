@@ -300,3 +300,17 @@ class StoreStats:
     chats_by_status: dict[str, int]
     schema_version: int
     size_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """A webhook event waiting in the outbox (docs/webhooks.md)."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+    created_at: float
+    attempts: int
+    """Delivery attempts begun, this one included."""
+    acked: list[str]
+    """The receivers (by key) that already acknowledged it."""

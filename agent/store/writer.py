@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
+from agent import metrics
 from agent.errors import StoreError, StoreUnavailable, TakenOver
 from agent.store.base import Store
 from agent.store.journal import Journal
@@ -113,6 +114,7 @@ class Writer:
                 self._own(self._append_spill())
         else:
             self._queue.append(pending)
+            metrics.queue_records().inc()
             self._wake.set()
         return pending.future
 
@@ -154,6 +156,7 @@ class Writer:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             leftover = list(self._queue)
             self._queue.clear()
+            metrics.queue_records().dec(len(leftover))
             if leftover:
                 # Older than anything already journaled: they go in front of it.
                 records = [p.record for p in leftover]
@@ -197,6 +200,7 @@ class Writer:
             refused = await self._commit([p.record for p in batch], live=True)
             for _ in batch:
                 self._queue.popleft()
+            metrics.queue_records().dec(len(batch))
             now = time.perf_counter()
             for p in batch:
                 if p.future.done():

@@ -1,4 +1,4 @@
-"""The store protocol as a backend author reads it (docs/store.md, "Writing a backend"): five
+"""The store protocol as a backend author reads it (docs/store.md, "Writing a backend"): six
 protocols split by who uses them, together `Store`, and every backend implementing all of it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from agent.store import base
 from agent.store.postgres import PostgresStore
 from agent.store.sqlite import SqliteStore
 
-PARTS = ["ChatStore", "CallHolding", "Sweeping", "Summaries", "Administration"]
+PARTS = ["ChatStore", "CallHolding", "Sweeping", "Summaries", "Administration", "Outbox"]
 DOC = Path(__file__).parents[2] / "docs" / "store.md"
 
 

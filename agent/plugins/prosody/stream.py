@@ -22,6 +22,7 @@ from livekit import rtc
 from livekit.agents import AgentSession, io
 from livekit.agents import vad as lk_vad
 
+from agent import metrics
 from agent.plugins.prosody.analysis import as_floats, summarize_span
 from agent.plugins.prosody.tracker import Tracker
 
@@ -152,7 +153,8 @@ class AcousticStream:
         else:
             start, end = self._heard[0].start_s, tracker.pushed_s
             self._heard[0].start_s = end  # the rest of it belongs to the next turn
-        prosody = summarize_span(tracker, start, end, len(transcript.split()))
+        with metrics.PROSODY_SECONDS.time():
+            prosody = summarize_span(tracker, start, end, len(transcript.split()))
         return Heard(prosody, self._wall_at(start), self._wall_at(end))
 
     def _wall_at(self, audio_s: float) -> float:

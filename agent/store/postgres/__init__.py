@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 import asyncpg
 import structlog
 
+from agent import metrics
 from agent.errors import InvalidInput, NotFound, SchemaError, StoreError, StoreUnavailable
 from agent.store import migrations, queries
 from agent.store.base import ANY_OWNER, OwnerScope, SchemaStatus, Swept, WriteResult
-from agent.store.postgres import writes
+from agent.store.postgres import outbox, writes
 from agent.store.postgres.rows import chat_from_row, message_from_row
 from agent.store.queries import CHAT_COLUMNS, MESSAGE_COLUMNS
 from agent.store.records import (
@@ -33,6 +34,7 @@ from agent.store.records import (
     EndReason,
     MessagePage,
     NewCall,
+    OutboxEvent,
     Record,
     SearchHit,
     StoreStats,
@@ -122,12 +124,15 @@ class PostgresStore:
 
     async def schema_status(self) -> SchemaStatus:
         rows = await self._fetch("SELECT to_regclass('schema_migrations') IS NOT NULL")
-        current = 0
+        current, oldest = 0, 1
         if rows[0][0]:
             current = int(
                 (await self._fetch("SELECT MAX(version) FROM schema_migrations"))[0][0] or 0
             )
-        return SchemaStatus(current=current, latest=len(migrations.load("postgres")))
+        if current >= migrations.RECORDED_SINCE:
+            found = await self._fetch("SELECT MAX(oldest_code) FROM schema_migrations")
+            oldest = int(found[0][0])
+        return SchemaStatus(current, len(migrations.load("postgres")), oldest)
 
     async def migrate(self) -> list[int]:
         applied: list[int] = []
@@ -141,20 +146,25 @@ class PostgresStore:
                 ):
                     return False
                 await conn.execute(m.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                    m.version, m.name, time.time(),
-                )  # fmt: skip
+                if m.version >= migrations.RECORDED_SINCE:
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at, oldest_code)"
+                        " VALUES ($1, $2, $3, $4)",
+                        m.version, m.name, time.time(), m.oldest_code,
+                    )  # fmt: skip
+                else:
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at)"
+                        " VALUES ($1, $2, $3)",
+                        m.version, m.name, time.time(),
+                    )  # fmt: skip
                 return True
 
             if await self._transaction(apply):
                 applied.append(migration.version)
-        status = await self.schema_status()
-        if status.current > status.latest:
-            raise SchemaError(
-                f"the database is at schema {status.current}, newer than this code "
-                f"({status.latest})"
-            )
+        refusal = (await self.schema_status()).refusal("code")
+        if refusal:
+            raise SchemaError(refusal)
         return applied
 
     # --- writes -------------------------------------------------------------------------
@@ -195,6 +205,7 @@ class PostgresStore:
         )
         if taken:
             log.info("chat.taken_over", chat_id=call.chat_id, call_id=call.id, calls=taken)
+            metrics.TAKEOVERS.labels(backend="postgres").inc(taken)
         return await self.get_chat(call.chat_id, owner=owner)
 
     async def heartbeat(self, call_id: str, *, at: float) -> bool:
@@ -238,6 +249,19 @@ class PostgresStore:
             f"DELETE FROM chats WHERE status != 'active' AND updated_at < $1{clause}",
             older_than, *params,
         )  # fmt: skip
+
+    # --- the webhook outbox -------------------------------------------------------------
+
+    async def take_events(self, *, now: float, lease_s: float, limit: int) -> list[OutboxEvent]:
+        return await self._transaction(lambda conn: outbox.take(conn, now, lease_s, limit))
+
+    async def settle_event(
+        self, event_id: str, *, acked: Sequence[str], retry_at: float | None
+    ) -> None:
+        await self._transaction(lambda conn: outbox.settle(conn, event_id, acked, retry_at))
+
+    async def expire_events(self, *, created_before: float) -> int:
+        return await self._transaction(lambda conn: outbox.expire(conn, created_before))
 
     # --- reads --------------------------------------------------------------------------
 
@@ -337,10 +361,9 @@ class PostgresStore:
     async def check(self) -> list[str]:
         problems: list[str] = []
         status = await self.schema_status()
-        if status.current != status.latest:
-            problems.append(
-                f"schema is at version {status.current}, this code wants {status.latest}"
-            )
+        refusal = status.refusal("agentctl")
+        if refusal:
+            problems.append(refusal)
         if status.current == 0:
             return problems
         rows = await self._fetch(

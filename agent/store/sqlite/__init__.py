@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import aiosqlite
 import structlog
 
+from agent import metrics
 from agent.errors import InvalidInput, NotFound, SchemaError, StoreError, StoreUnavailable
 from agent.store import migrations, queries
 from agent.store.base import ANY_OWNER, OwnerScope, SchemaStatus, Swept, WriteResult
@@ -34,13 +35,14 @@ from agent.store.records import (
     EndReason,
     MessagePage,
     NewCall,
+    OutboxEvent,
     Record,
     SearchHit,
     StoreStats,
     check_text,
 )
 from agent.store.shielded import finish
-from agent.store.sqlite import holding, writes
+from agent.store.sqlite import holding, outbox, writes
 from agent.store.sqlite.rows import chat_from_row, message_from_row
 
 __all__ = ["SqliteStore", "path_from_url"]
@@ -232,24 +234,24 @@ class SqliteStore:
         rows = await self._read(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
         )
-        current = 0
+        current, oldest = 0, 1
         if rows:
             current = int(
                 (await self._read("SELECT MAX(version) FROM schema_migrations"))[0][0] or 0
             )
-        return SchemaStatus(current=current, latest=len(migrations.load("sqlite")))
+        if current >= migrations.RECORDED_SINCE:
+            found = await self._read("SELECT MAX(oldest_code) FROM schema_migrations")
+            oldest = int(found[0][0])
+        return SchemaStatus(current, len(migrations.load("sqlite")), oldest)
 
     async def migrate(self) -> list[int]:
         applied: list[int] = []
         for migration in migrations.load("sqlite"):
             if await self._transaction(functools.partial(writes.apply_migration, m=migration)):
                 applied.append(migration.version)
-        status = await self.schema_status()
-        if status.current > status.latest:
-            raise SchemaError(
-                f"the database is at schema {status.current}, newer than this code "
-                f"({status.latest})"
-            )
+        refusal = (await self.schema_status()).refusal("code")
+        if refusal:
+            raise SchemaError(refusal)
         return applied
 
     # --- writes -------------------------------------------------------------------------
@@ -298,6 +300,7 @@ class SqliteStore:
         )
         if taken:
             log.info("chat.taken_over", chat_id=call.chat_id, call_id=call.id, calls=taken)
+            metrics.TAKEOVERS.labels(backend="sqlite").inc(taken)
         return await self.get_chat(call.chat_id, owner=owner)
 
     async def heartbeat(self, call_id: str, *, at: float) -> bool:
@@ -339,6 +342,25 @@ class SqliteStore:
         return await self._changed(
             f"DELETE FROM chats WHERE status != 'active' AND updated_at < ?{clause}",
             (older_than, *params),
+        )
+
+    # --- the webhook outbox -------------------------------------------------------------
+
+    async def take_events(self, *, now: float, lease_s: float, limit: int) -> list[OutboxEvent]:
+        return await self._transaction(
+            functools.partial(outbox.take, now=now, lease_s=lease_s, limit=limit)
+        )
+
+    async def settle_event(
+        self, event_id: str, *, acked: Sequence[str], retry_at: float | None
+    ) -> None:
+        await self._transaction(
+            functools.partial(outbox.settle, event_id=event_id, acked=acked, retry_at=retry_at)
+        )
+
+    async def expire_events(self, *, created_before: float) -> int:
+        return await self._transaction(
+            functools.partial(outbox.expire, created_before=created_before)
         )
 
     # --- reads --------------------------------------------------------------------------
@@ -440,10 +462,9 @@ class SqliteStore:
     async def check(self) -> list[str]:
         problems: list[str] = []
         status = await self.schema_status()
-        if status.current != status.latest:
-            problems.append(
-                f"schema is at version {status.current}, this code wants {status.latest}"
-            )
+        refusal = status.refusal("agentctl")
+        if refusal:
+            problems.append(refusal)
         if status.current == 0:
             return problems
         rows = await self._read("PRAGMA integrity_check")

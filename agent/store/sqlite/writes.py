@@ -87,10 +87,17 @@ def apply_migration(conn: sqlite3.Connection, m: migrations.Migration) -> bool:
         return False
     for statement in split_statements(m.sql):
         conn.execute(statement)
-    conn.execute(
-        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-        (m.version, m.name, time.time()),
-    )
+    if m.version >= migrations.RECORDED_SINCE:
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at, oldest_code)"
+            " VALUES (?, ?, ?, ?)",
+            (m.version, m.name, time.time(), m.oldest_code),
+        )
+    else:
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (m.version, m.name, time.time()),
+        )
     return True
 
 

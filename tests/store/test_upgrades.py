@@ -1,0 +1,121 @@
+"""Rolling upgrades (docs/store.md, upgrades): a migration records the oldest code that can run on
+the schema it leaves. This code keeps running on the schema of the next release while that only
+expands, refuses a schema that contracted past it in one line naming both versions, and the
+next release's code refuses this schema until `agentctl db migrate` has run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.__main__ import check_schema
+from agent.errors import SchemaError
+from agent.settings import Settings
+from agent.store import ANY_OWNER, migrations, open_store
+from tests.conftest import chat, msg
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENTCTL = [sys.executable, "-m", "agent.cli.main"]
+LATEST = len(migrations.load("sqlite"))
+NEXT = LATEST + 1
+# what the next release might add: a column this code never names (expand), or a table it
+# needs dropped (contract)
+EXPAND = "ALTER TABLE chats ADD COLUMN locale TEXT;\n"
+CONTRACT = "DROP INDEX chats_updated;\n"
+
+
+def next_release(tmp_path: Path, sql: str, oldest_code: int) -> Path:
+    """This code, plus one more migration for each backend: the next release as it ships."""
+    folder = tmp_path / f"release-{NEXT}"
+    shutil.copytree(ROOT / "agent", folder / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+    for backend in ("sqlite", "postgres"):
+        migration = folder / "agent" / "store" / "migrations" / backend / f"{NEXT:04d}_next.sql"
+        migration.write_text(f"-- the next release\n-- oldest code: {oldest_code}\n{sql}")
+    return folder
+
+
+def run(code: Path, url: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`agentctl --db URL ARGV` of the release in `code` (ROOT: this one)."""
+    env = {**os.environ, "PYTHONPATH": str(code), "AGENT_LOG_LEVEL": "WARNING"}
+    return subprocess.run(
+        [*AGENTCTL, "--db", url, *argv], cwd=code, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+async def test_this_code_runs_on_the_next_releases_expanded_schema(
+    db_url: str, tmp_path: Path
+) -> None:
+    store = await open_store(db_url)
+    await store.migrate()
+    c = chat("alice")
+    await store.write([c, msg(c.id, "Before the upgrade.")])
+    released = next_release(tmp_path, EXPAND, oldest_code=LATEST)
+    upgraded = run(released, db_url, "db", "migrate")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert upgraded.stdout == f"applied {NEXT}; schema is at version {NEXT}\n"
+
+    # this code, on the next release's schema: calls still write and read
+    status = await store.schema_status()
+    assert (status.current, status.latest, status.oldest_code) == (NEXT, LATEST, LATEST)
+    await store.write([msg(c.id, "After the upgrade.")])
+    stored = await store.messages(c.id, owner=ANY_OWNER)
+    assert [m.content for m in stored.messages] == ["Before the upgrade.", "After the upgrade."]
+    await check_schema(Settings(_env_file=None, db_url=db_url))  # the worker starts
+    listed = run(ROOT, db_url, "--json", "chats", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert run(ROOT, db_url, "db", "migrate").stdout == (
+        f"nothing to apply; schema is at version {NEXT}\n"
+    )
+    assert run(ROOT, db_url, "db", "check").stdout == "ok\n"
+    await store.aclose()
+
+
+async def test_a_schema_contracted_past_this_code_is_refused_in_one_line(
+    db_url: str, tmp_path: Path
+) -> None:
+    store = await open_store(db_url)
+    await store.migrate()
+    released = next_release(tmp_path, CONTRACT, oldest_code=NEXT)
+    assert run(released, db_url, "db", "migrate").returncode == 0
+    refusal = (
+        f"the database is at schema version {NEXT}, which needs code of schema {NEXT} or "
+        f"newer; this {{}} is of schema {LATEST}: upgrade it"
+    )
+    listed = run(ROOT, db_url, "chats", "list")
+    assert (listed.returncode, listed.stdout) == (1, "")
+    assert listed.stderr == f"agentctl: {refusal.format('agentctl')}\n"
+    with pytest.raises(SchemaError) as refused:
+        await check_schema(Settings(_env_file=None, db_url=db_url))
+    assert str(refused.value) == refusal.format("worker")
+    with pytest.raises(SchemaError):
+        await store.migrate()  # nor does this code's migrate pretend all is well
+    await store.aclose()
+
+
+async def test_the_next_release_waits_for_the_migration(db_url: str, tmp_path: Path) -> None:
+    store = await open_store(db_url)
+    await store.migrate()
+    await store.aclose()
+    released = next_release(tmp_path, EXPAND, oldest_code=LATEST)
+    early = run(released, db_url, "chats", "list")
+    assert early.returncode == 1
+    assert early.stderr == (
+        f"agentctl: the database is at schema version {LATEST}, this agentctl needs {NEXT}: "
+        "run `agentctl db migrate`\n"
+    )
+    assert run(released, db_url, "db", "migrate").returncode == 0
+    assert run(released, db_url, "chats", "list").returncode == 0
+
+
+def test_every_migration_from_the_third_says_its_oldest_code() -> None:
+    for backend in ("sqlite", "postgres"):
+        shipped = migrations.load(backend)
+        assert [m.oldest_code for m in shipped][: migrations.RECORDED_SINCE - 1] == [1, 1]
+        assert all(m.oldest_code <= m.version for m in shipped)
+        assert shipped[-1].oldest_code <= LATEST  # this release runs on its own schema
