@@ -39,6 +39,10 @@ CallEnd = Literal["hangup", "shutdown", "lost"]
 ChatEnd = Literal["hangup", "shutdown", "lost", "new_chat", "switched"]
 """Why the call lets go of its chat: the call ended, or the caller started another chat."""
 BASELINE_KEY = "prosody_baseline"
+PROSODY_KEY = "prosody"
+OPTED_OUT = {"measured": False, "reason": "caller_opt_out"}
+"""On a chat whose caller switched prosody off (docs/prosody.md): nothing of their voice is
+measured or kept."""
 
 
 def message_record(item: llm.ChatMessage, chat_id: str, call_id: str) -> NewMessage:
@@ -109,10 +113,12 @@ class Capture:
         prosody: ProsodyStream | None = None,
         agent_name: str | None = None,
         clock: Callable[[], float] = time.time,
+        prosody_opt_out: bool = False,
     ) -> None:
         self._state = state
         self._writer = writer
-        self._prosody = prosody
+        self._prosody = None if prosody_opt_out else prosody
+        self._opted_out = prosody_opt_out
         self._measuring: set[asyncio.Task[None]] = set()
         self._agent_name = agent_name
         self._clock = clock
@@ -128,12 +134,27 @@ class Capture:
         """The call's new current chat and the row by which the call holds it (an empty chat
         is dropped when it closes)."""
         state, now = self._state, self._clock()
+        metadata: dict[str, Any] = {"v": 1}
+        if self._opted_out:
+            metadata[PROSODY_KEY] = dict(OPTED_OUT)
         self._submit(
             NewChat(
-                id=state.chat_id, owner=state.owner, agent_name=self._agent_name, created_at=now
+                id=state.chat_id, owner=state.owner, agent_name=self._agent_name, created_at=now,
+                metadata=metadata,
             )
-        )
+        )  # fmt: skip
         self._submit(call_row(state, state.chat_id, state.call_id, now))
+
+    def chat_resumed(self, chat_id: str) -> None:
+        """The call went back to an earlier chat: it says so when the caller opted out."""
+        if self._opted_out:
+            self._submit(ChatMetadataSet(chat_id=chat_id, key=PROSODY_KEY, value=dict(OPTED_OUT)))
+
+    def opt_out_of_prosody(self) -> None:
+        """The caller switched prosody off: measure nothing more, and say so on the chat."""
+        if not self._opted_out:
+            self._opted_out, self._prosody = True, None
+            self.chat_resumed(self._state.chat_id)
 
     async def flush_and_close(self, how: ChatEnd) -> bool | None:
         """Flush what the call said, then close its call row and chat; whether the chat was
@@ -191,7 +212,7 @@ class Capture:
         caller's baseline, which it then joins; nothing when nothing was heard."""
         try:
             heard = await prosody.take(item.text_content or "")
-            if heard is None:
+            if heard is None or self._opted_out:  # (switched off while it was measured)
                 return
             state = self._state
             here = state.chat_id == chat_id  # (a chat left meanwhile keeps its baseline)

@@ -36,7 +36,7 @@ from agent.control.dispatcher import Dispatcher
 from agent.errors import AgentError
 from agent.instrument import measured
 from agent.plugins.prosody.stream import AcousticStream, tap
-from agent.resume import Loaded, requested_chat_id
+from agent.resume import Loaded, prosody_opted_out, requested_chat_id
 from agent.settings import Settings, load_settings
 from agent.store import open_store
 from agent.store.base import Store
@@ -152,17 +152,18 @@ class Call:
         job_id: str | None = None,
         prosody_vad: lk_vad.VAD | None = None,
         summary_llm: llm.LLM[Any] | None = None,
+        prosody_opt_out: bool = False,
     ) -> None:
         self.state = CallState(owner, room=room, job_id=job_id)
+        measure = settings.prosody and prosody_vad is not None and not prosody_opt_out
         self.session = session
         self.agent = agent
         """The agent the session starts with (a handoff may make another one active)."""
-        self.prosody = (
-            AcousticStream(prosody_vad) if settings.prosody and prosody_vad is not None else None
-        )
+        self.prosody = AcousticStream(prosody_vad) if measure and prosody_vad else None
         self.capture = Capture(
-            self.state, writer, prosody=self.prosody, agent_name=settings.name or None
-        )
+            self.state, writer, prosody=self.prosody, agent_name=settings.name or None,
+            prosody_opt_out=prosody_opt_out,
+        )  # fmt: skip
         self.store = writer.store
         budget = Budget(settings.context_token_budget, settings.context_max_messages)
         self.summarizer = (
@@ -201,10 +202,12 @@ class Call:
         job: Job,
         **options: Any,
     ) -> Call:
-        """A call for the job's caller (`options`: prosody_vad, summary_llm)."""
+        """A call for the job's caller (`options`: prosody_vad, summary_llm); no prosody when
+        the caller's `agent.prosody` attribute says `off`."""
         return cls(
             settings, writer, session, agent,
-            owner=job.caller.identity, room=job.room.name, job_id=job.id, **options,
+            owner=job.caller.identity, room=job.room.name, job_id=job.id,
+            prosody_opt_out=prosody_opted_out(job.caller.attributes), **options,
         )  # fmt: skip
 
     async def serve(self, job: Job, **start_options: Any) -> None:
@@ -250,8 +253,15 @@ class Call:
         )
         self.control = ControlChannel(room, dispatcher, settings.control_topic, self.state.owner)
         self.control.attach()
+        room.on("participant_attributes_changed", self._on_attributes)
         self.switcher.on_started = self.control.chat_started
         self.control.chat_started(self.switcher.started)
+
+    def _on_attributes(self, changed: dict[str, str], participant: rtc.Participant) -> None:
+        """The caller switching prosody off mid-call: nothing more is measured in this call
+        (switching it back on takes effect at the next call)."""
+        if participant.identity == self.state.owner and prosody_opted_out(changed):
+            self.capture.opt_out_of_prosody()
 
     def end(self, how: CallEnd) -> asyncio.Task[None]:
         """Close the session (the agent's turn in flight is kept, interrupted), then flush and

@@ -1,7 +1,8 @@
 """The sweeper (docs/resume.md, docs/operations.md): chats left active by a call that stopped
 heartbeating (a crashed worker, a lost connection) become `interrupted`/`lost`, or are deleted
 when nobody spoke; ended chats older than `AGENT_RETENTION_DAYS` are deleted; webhook events
-past `AGENT_WEBHOOK_MAX_AGE_S` are dropped. It runs in the worker's main process at start and
+past `AGENT_WEBHOOK_MAX_AGE_S` are dropped; once an hour what was deleted is purged from the
+database's files. It runs in the worker's main process at start and
 every minute, and as `agentctl sweep`."""
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from agent.store.base import Store
 
 log = structlog.get_logger(__name__)
 DAY_S = 86_400.0
+PURGE_EVERY_S = 3_600.0
+"""How often the words of chats deleted one by one leave the database's files (erasure and
+retention purge at once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ async def run(settings: Settings) -> None:
     """Sweep now and every `sweep_interval_s`, until cancelled; a failed sweep (the store
     down) is logged and tried again at the next one."""
     store: Store | None = None
+    purged_at = time.monotonic()
     try:
         while True:
             try:
@@ -79,6 +84,9 @@ async def run(settings: Settings) -> None:
                     retention_days=settings.retention_days,
                     event_max_age_s=settings.webhook_max_age_s,
                 )  # fmt: skip
+                if time.monotonic() - purged_at >= PURGE_EVERY_S:
+                    await store.purge()
+                    purged_at = time.monotonic()
             except AgentError as exc:
                 log.warning("sweep.failed", error=type(exc).__name__)
             await asyncio.sleep(settings.sweep_interval_s)

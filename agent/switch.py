@@ -185,6 +185,7 @@ class ChatSwitcher:
         """Make the claimed `chat` the call's chat, its history in the LLM context."""
         loaded = await load(self._store, chat, budget=self._budget, deadline=deadline)
         self._state.enter(chat.id, call_id, Baseline.from_json(chat.metadata.get(BASELINE_KEY)))
+        self._capture.chat_resumed(chat.id)
         await self._agent().update_chat_ctx(loaded.ctx)
         if self.on_loaded is not None:
             self.on_loaded(chat, loaded)

@@ -319,3 +319,29 @@ def test_the_console_script_reports_bad_settings_in_one_line(db: Seeded) -> None
         check=False,
     )
     assert ok.returncode == 0 and len(json.loads(ok.stdout)["chats"]) == 3
+
+
+def test_chats_delete_owner_all_erases_a_person_and_nobody_else(
+    db: Seeded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "--db", db.url, "chats", "delete", "--owner", "alice", "--all")
+    assert (code, out, err) == (0, "erased alice: deleted 2 chats\n", "")
+    assert run_json(capsys, db, "chats", "delete", "--owner", "alice", "--all") == {
+        "owner": "alice", "deleted": 0,
+    }  # fmt: skip
+    listed = run_json(capsys, db, "chats", "list")
+    assert isinstance(listed, dict)
+    assert [c["id"] for c in listed["chats"]] == [db.bobs]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--owner", "alice"], ["--all"], ["--owner", "alice", "--all", "chat_x"], []],
+)
+def test_chats_delete_refuses_a_half_given_erasure_in_one_line(
+    db: Seeded, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    code, out, err = run(capsys, "--db", db.url, "chats", "delete", *argv)
+    assert (code, out) == (1, "") and err.count("\n") == 1 and err.startswith("agentctl: ")
+    listed = run_json(capsys, db, "chats", "list")
+    assert isinstance(listed, dict) and len(listed["chats"]) == 3

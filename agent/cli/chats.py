@@ -48,8 +48,13 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("title")
     p.set_defaults(run=rename)
 
-    p = cmds.add_parser("delete", help="delete a chat with its messages")
-    p.add_argument("chat_id")
+    p = cmds.add_parser(
+        "delete",
+        help="delete a chat with its messages, or erase a person: --owner ID --all",
+    )
+    p.add_argument("chat_id", nargs="?")
+    p.add_argument("--owner", help="with --all: the caller whose every chat goes")
+    p.add_argument("--all", action="store_true", help="every chat of --owner (erasure)")
     p.set_defaults(run=delete)
 
     p = cmds.add_parser("prune", help="delete ended chats not updated for a while")
@@ -185,6 +190,17 @@ async def rename(store: Store, args: argparse.Namespace) -> int:
 
 
 async def delete(store: Store, args: argparse.Namespace) -> int:
+    if args.all or args.owner is not None:
+        if not (args.all and args.owner and args.chat_id is None):
+            raise InvalidInput("erasing a person takes --owner ID --all, and no chat id")
+        count = await store.erase_owner(args.owner)
+        if args.json:
+            emit(dumps({"owner": args.owner, "deleted": count}))
+        else:
+            emit(f"erased {args.owner}: deleted {count} chat{'s' if count != 1 else ''}")
+        return 0
+    if args.chat_id is None:
+        raise InvalidInput("name the chat to delete, or erase a person with --owner ID --all")
     await store.delete_chat(args.chat_id, owner=ANY_OWNER)
     emit(dumps({"deleted": args.chat_id}) if args.json else f"deleted {args.chat_id}")
     return 0

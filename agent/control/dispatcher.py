@@ -9,6 +9,7 @@ one at a time per caller in arrival order. No payload makes it raise.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from agent.control.protocol import (
     AnyRequest,
     ControlError,
     DeleteChat,
+    EraseMe,
     GetChat,
     ListChats,
     NewChatCommand,
@@ -47,6 +49,8 @@ REJECTION_BURST = 5
 """rate_limited replies are limited too: past this, a flood is dropped without a word."""
 MAX_WAITING = 16
 """Commands queued behind the running one before the next is refused as `busy`."""
+ERASE_CONFIRM_S = 60.0
+"""How long the caller's app has to confirm an erasure (docs/control.md)."""
 CUT_MARK = "…"
 
 
@@ -132,6 +136,8 @@ class Dispatcher:
         self._replies = Replies(clock)
         self._lock = asyncio.Lock()
         self._waiting = 0
+        self._clock = clock
+        self._erasure: tuple[str, float] | None = None  # the confirm token offered, its expiry
 
     async def handle(self, sender: Sender, payload: bytes) -> dict[str, Any] | None:
         """The reply for `sender`, or None to say nothing. Never raises. Each command is
@@ -258,6 +264,44 @@ class Dispatcher:
                     await self._switcher.new_chat()  # deleting the current chat starts a new one
                 await self._store.delete_chat(request.chat_id, owner=owner)
                 return ok_reply(request, chat_id=request.chat_id)
+            case EraseMe():
+                return await self._erase(request)
+
+    async def _erase(self, request: EraseMe) -> dict[str, Any]:
+        """The caller's whole history, in two steps the app can put a question between: the
+        first offers a token, the second (with it, once, in time) erases. The call goes on in a
+        new, empty chat."""
+        owner = self._caller
+        if request.confirm is None:
+            count = await self._count_chats()
+            token = secrets.token_urlsafe(16)
+            self._erasure = (token, self._clock() + ERASE_CONFIRM_S)
+            return ok_reply(
+                request, erased=False, chat_count=count, confirm=token,
+                expires_in_ms=int(ERASE_CONFIRM_S * 1000),
+            )  # fmt: skip
+        offered, self._erasure = self._erasure, None  # one use, right or wrong
+        if (
+            offered is None
+            or offered[1] < self._clock()
+            or not secrets.compare_digest(offered[0], request.confirm)
+        ):
+            return error_reply(
+                request.id, "expired", "no such confirmation: ask with erase_me again"
+            )
+        await self._switcher.new_chat()
+        count = await self._store.erase_owner(owner, keep=self._switcher.chat_id)
+        log.info("control.erased", chats=count)
+        return ok_reply(request, erased=True, chat_count=count, chat_id=self._switcher.chat_id)
+
+    async def _count_chats(self) -> int:
+        count, cursor = 0, None
+        while True:
+            page = await self._store.list_chats(owner=self._caller, limit=50, cursor=cursor)
+            count += len(page.chats)
+            if page.next_cursor is None:
+                return count
+            cursor = page.next_cursor
 
     def _fit_messages(
         self, request: GetChat, chat: Chat, messages: list[Message], next_before: int | None

@@ -30,6 +30,7 @@ ErrorCode = Literal[
     "busy",
     "rate_limited",
     "unavailable",
+    "expired",
     "internal",
 ]
 
@@ -96,12 +97,25 @@ class DeleteChat(_Request):
     chat_id: ChatId
 
 
-AnyRequest = Ping | NewChatCommand | ListChats | GetChat | ResumeChat | RenameChat | DeleteChat
+class EraseMe(_Request):
+    """Erase the caller's whole history: first without `confirm` (nothing is deleted; the reply
+    carries a token), then again with that token to do it."""
+
+    type: Literal["erase_me"]
+    confirm: str | None = Field(None, min_length=1, max_length=64)
+
+
+AnyRequest = (
+    Ping | NewChatCommand | ListChats | GetChat | ResumeChat | RenameChat | DeleteChat | EraseMe
+)
 Request = Annotated[AnyRequest, Field(discriminator="type")]
 _REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
 COMMANDS = frozenset(
-    ["ping", "new_chat", "list_chats", "get_chat", "resume_chat", "rename_chat", "delete_chat"]
-)
+    [
+        "ping", "new_chat", "list_chats", "get_chat", "resume_chat", "rename_chat", "delete_chat",
+        "erase_me",
+    ]
+)  # fmt: skip
 
 
 class _Malformed(ValueError):

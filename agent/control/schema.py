@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from agent.control.protocol import (
     VERSION,
     DeleteChat,
+    EraseMe,
     ErrorCode,
     GetChat,
     ListChats,
@@ -160,6 +161,19 @@ class DeleteChatOk(_Reply):
     chat_id: str
 
 
+class EraseMeOk(_Reply):
+    type: Literal["erase_me.ok"]
+    erased: bool
+    """False: nothing was deleted yet; send `erase_me` again with `confirm` to do it."""
+    chat_count: int
+    """The chats that will be (or were) deleted, the current one included."""
+    confirm: str | None = None
+    """The token to confirm with, once, within `expires_in_ms` (when not yet erased)."""
+    expires_in_ms: int | None = None
+    chat_id: str | None = None
+    """Once erased: the new, empty chat the call goes on in."""
+
+
 class ErrorReply(_Message):
     v: Literal[1]
     re: str | None
@@ -184,7 +198,7 @@ class ChatStarted(_Message):
 
 Reply = Annotated[
     PingOk | NewChatOk | ListChatsOk | GetChatOk | ResumeChatOk | RenameChatOk | DeleteChatOk
-    | ErrorReply,
+    | EraseMeOk | ErrorReply,
     Field(discriminator="type"),
 ]  # fmt: skip
 REPLY: TypeAdapter[Reply] = TypeAdapter(Reply)
@@ -200,6 +214,7 @@ class Protocol(BaseModel):
     resume_chat: ResumeChat
     rename_chat: RenameChat
     delete_chat: DeleteChat
+    erase_me: EraseMe
     ping_ok: PingOk
     new_chat_ok: NewChatOk
     list_chats_ok: ListChatsOk
@@ -207,6 +222,7 @@ class Protocol(BaseModel):
     resume_chat_ok: ResumeChatOk
     rename_chat_ok: RenameChatOk
     delete_chat_ok: DeleteChatOk
+    erase_me_ok: EraseMeOk
     error: ErrorReply
     chat_started: ChatStarted
 

@@ -209,7 +209,20 @@ class Administration(Protocol):
         ...
 
     async def prune(self, *, older_than: float, owner: OwnerScope) -> int:
-        """Delete chats that are not active and were last updated before `older_than`."""
+        """Delete chats that are not active and were last updated before `older_than`, then
+        `purge`."""
+        ...
+
+    async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
+        """Erase a person (docs/operations.md, erasure): delete every chat of `owner` but `keep`
+        (the empty chat their call goes on in), with its calls, messages and search entries,
+        then `purge`. How many chats were deleted."""
+        ...
+
+    async def purge(self) -> None:
+        """Make what was deleted unrecoverable from the database's own files, as far as the
+        backend allows: search index segments merged, freed pages zeroed, the WAL emptied
+        (SQLite); the tables vacuumed (PostgreSQL)."""
         ...
 
     async def stats(self) -> StoreStats: ...
@@ -219,7 +232,8 @@ class Administration(Protocol):
         ...
 
     async def backup(self, path: str) -> None:
-        """Write a consistent copy of the whole store to a new file at `path`."""
+        """Write a consistent copy of the whole store to a new file at `path`, with nothing of
+        what was deleted."""
         ...
 
 

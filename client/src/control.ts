@@ -3,6 +3,7 @@ import type {
   ChatStarted,
   ChatSummary,
   DeleteChatOk,
+  EraseMeOk,
   ErrorReply,
   GetChatOk,
   ListChatsOk,
@@ -58,6 +59,7 @@ type Reply =
   | ResumeChatOk
   | RenameChatOk
   | DeleteChatOk
+  | EraseMeOk
   | ErrorReply;
 type Body = { type: string } & Record<string, unknown>;
 
@@ -217,6 +219,23 @@ export class AgentControl {
   /** Delete a chat; deleting the current one starts a new one. */
   deleteChat(chatId: string, options: CommandOptions = {}): Promise<DeleteChatOk> {
     return this.request<DeleteChatOk>({ type: "delete_chat", chat_id: chatId }, options.requestId);
+  }
+
+  /**
+   * Erasing the caller's whole history, step one: nothing is deleted. The reply says how many
+   * chats would go and carries the token `confirmErase` needs, valid once, for `expires_in_ms`.
+   * Ask the person in between.
+   */
+  eraseMe(options: CommandOptions = {}): Promise<EraseMeOk> {
+    return this.request<EraseMeOk>({ type: "erase_me" }, options.requestId);
+  }
+
+  /**
+   * Step two: erase every chat of the caller. The call goes on in a new, empty chat (its id is
+   * in the reply). A token that is unknown, used or too old fails with `expired`.
+   */
+  confirmErase(confirm: string, options: CommandOptions = {}): Promise<EraseMeOk> {
+    return this.request<EraseMeOk>({ type: "erase_me", confirm }, options.requestId);
   }
 
   /** Stop listening to the room; commands still waiting fail with `disconnected`. */

@@ -8,6 +8,8 @@ export interface AgentControlProtocol {
   chat_started: ChatStarted;
   delete_chat: DeleteChat;
   delete_chat_ok: DeleteChatOk;
+  erase_me: EraseMe;
+  erase_me_ok: EraseMeOk;
   error: ErrorReply;
   get_chat: GetChat;
   get_chat_ok: GetChatOk;
@@ -57,6 +59,33 @@ export interface DeleteChatOk {
   v: 1;
 }
 /**
+ * Erase the caller's whole history: first without `confirm` (nothing is deleted; the reply
+ * carries a token), then again with that token to do it.
+ *
+ * This interface was referenced by `AgentControlProtocol`'s JSON-Schema
+ * via the `definition` "EraseMe".
+ */
+export interface EraseMe {
+  confirm?: string | null;
+  id: string;
+  type: "erase_me";
+  v: 1;
+}
+/**
+ * This interface was referenced by `AgentControlProtocol`'s JSON-Schema
+ * via the `definition` "EraseMeOk".
+ */
+export interface EraseMeOk {
+  chat_count: number;
+  chat_id?: string | null;
+  confirm?: string | null;
+  erased: boolean;
+  expires_in_ms?: number | null;
+  re: string;
+  type: "erase_me.ok";
+  v: 1;
+}
+/**
  * This interface was referenced by `AgentControlProtocol`'s JSON-Schema
  * via the `definition` "ErrorReply".
  */
@@ -70,6 +99,7 @@ export interface ErrorReply {
     | "busy"
     | "rate_limited"
     | "unavailable"
+    | "expired"
     | "internal";
   message: string;
   re: string | null;

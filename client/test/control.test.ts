@@ -39,7 +39,7 @@ describe("commands over RPC", () => {
     const seen: Record<string, unknown>[] = [];
     room.answer = (request) => {
       seen.push(request);
-      return ok(request, { chats: [], next_cursor: null, chat_id: "c", title: "t" });
+      return ok(request, { chats: [], next_cursor: null, chat_id: "c", title: "t", erased: false, chat_count: 0 });
     };
     const control = new AgentControl(room);
 
@@ -48,6 +48,8 @@ describe("commands over RPC", () => {
     await control.renameChat("chat_x", "Lisbon");
     await control.resumeChat("chat_x");
     await control.deleteChat("chat_x");
+    await control.eraseMe();
+    await control.confirmErase("tok_1");
 
     expect(seen.map(({ id: _id, ...rest }) => rest)).toEqual([
       { v: 1, type: "list_chats", limit: 5 },
@@ -55,6 +57,8 @@ describe("commands over RPC", () => {
       { v: 1, type: "rename_chat", chat_id: "chat_x", title: "Lisbon" },
       { v: 1, type: "resume_chat", chat_id: "chat_x" },
       { v: 1, type: "delete_chat", chat_id: "chat_x" },
+      { v: 1, type: "erase_me" },
+      { v: 1, type: "erase_me", confirm: "tok_1" },
     ]);
   });
 

@@ -281,3 +281,41 @@ async def test_a_page_of_long_titles_shrinks_to_fit_and_the_cursor_continues(
         if (cursor := page["next_cursor"]) is None:
             break
     assert sorted(seen) == sorted(c.id for c in chats)  # every chat once, none lost
+
+
+async def test_erase_me_asks_first_then_erases_every_chat_of_the_caller_only(
+    setup: tuple[Dispatcher, StoreSwitcher, dict[str, str]], store: Store
+) -> None:
+    d, switcher, ids = setup
+    asked = await send(d, type="erase_me")
+    assert asked is not None and asked["type"] == "erase_me.ok"
+    assert (asked["erased"], asked["chat_count"], asked["expires_in_ms"]) == (False, 3, 60_000)
+    assert len((await store.list_chats(owner="alice")).chats) == 3  # nothing deleted yet
+
+    done = await send(d, type="erase_me", confirm=asked["confirm"])
+    assert done is not None and (done["erased"], done["chat_count"]) == (True, 3)
+    assert done["chat_id"] == switcher.chat_id != ids["current"]  # the call goes on, anew
+    left = (await store.list_chats(owner="alice")).chats
+    assert [c.id for c in left] == [switcher.chat_id] and left[0].message_count == 0
+    assert await store.search("first", owner="alice") == []
+    assert [h.chat_id for h in await store.search("first", owner=ANY_OWNER)] == [ids["bobs"]]
+
+
+async def test_an_erasure_token_works_once_and_only_in_time(store: Store) -> None:
+    c = chat("alice")
+    await store.write([c, msg(c.id, "Keep me.")])
+    now = [1000.0]
+    d = Dispatcher(store, StoreSwitcher(store, c.id), "alice", rate=100, burst=100,
+                   clock=lambda: now[0])  # fmt: skip
+    first = await send(d, type="erase_me")
+    assert first is not None
+    wrong = await send(d, type="erase_me", confirm="not-the-token")
+    assert wrong is not None and wrong["code"] == "expired"
+    again = await send(d, type="erase_me", confirm=first["confirm"])  # spent by the wrong try
+    assert again is not None and again["code"] == "expired"
+    late = await send(d, type="erase_me")
+    assert late is not None
+    now[0] += 61
+    too_late = await send(d, type="erase_me", confirm=late["confirm"])
+    assert too_late is not None and too_late["code"] == "expired"
+    assert (await store.get_chat(c.id, owner="alice")).message_count == 1  # nothing erased

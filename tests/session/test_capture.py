@@ -252,3 +252,40 @@ async def test_no_log_line_carries_what_was_said_or_its_prosody(
         text = record.getMessage() + repr(record.__dict__)
         assert "bluebird" not in text
         assert str(prosody["pitch"]["median_hz"]) not in text
+
+
+async def test_a_caller_who_opted_out_of_prosody_is_never_measured_and_the_chat_says_so(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, reader: Store
+) -> None:
+    openai_server.script(["Sure."])
+    clip = await speech("I'd like to plan a trip to Lisbon.")
+    call = await start_call(caller_attributes={"agent.prosody": "off"})
+    await call.say(clip)
+    chat_id = call.call.state.chat_id
+    await call.end("hangup")
+
+    (user, _) = await stored(reader, chat_id)
+    assert user.role == "user" and user.prosody is None
+    chat = await reader.get_chat(chat_id, owner=ANY_OWNER)
+    assert chat.metadata["prosody"] == {"measured": False, "reason": "caller_opt_out"}
+    assert "prosody_baseline" not in chat.metadata
+
+
+async def test_switching_prosody_off_mid_call_stops_measuring_from_then_on(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, reader: Store
+) -> None:
+    openai_server.script(["Sure.", "Noted."])
+    first = await speech("I'd like to plan a trip to Lisbon.")
+    second = await speech("Please book it for Friday.")
+    call = await start_call()
+    await call.say(first)
+    call.room.emit("participant_attributes_changed", {"agent.prosody": "off"},
+                   call.caller_participant)  # fmt: skip
+    await call.say(second)
+    chat_id = call.call.state.chat_id
+    await call.end("hangup")
+
+    users = [m for m in await stored(reader, chat_id) if m.role == "user"]
+    assert [m.prosody is not None for m in users] == [True, False]
+    chat = await reader.get_chat(chat_id, owner=ANY_OWNER)
+    assert chat.metadata["prosody"] == {"measured": False, "reason": "caller_opt_out"}

@@ -49,6 +49,7 @@ log = structlog.get_logger(__name__)
 
 COMMAND_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
+PURGE_TIMEOUT_S = 600.0  # VACUUM reads whole tables
 MIGRATION_LOCK = 7_460_001  # pg_advisory_xact_lock key: one migrator at a time
 _TRANSIENT_SQLSTATE = ("08", "53", "57", "40")  # connection, resources, shutdown, rollback
 
@@ -245,10 +246,26 @@ class PostgresStore:
 
     async def prune(self, *, older_than: float, owner: OwnerScope) -> int:
         clause, params = _owner_clause(owner, "owner", 2)
-        return await self._changed(
+        deleted = await self._changed(
             f"DELETE FROM chats WHERE status != 'active' AND updated_at < $1{clause}",
             older_than, *params,
         )  # fmt: skip
+        if deleted:
+            await self.purge()
+        return deleted
+
+    async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
+        deleted = await self._changed(
+            "DELETE FROM chats WHERE owner = $1 AND id IS DISTINCT FROM $2", owner, keep
+        )
+        await self.purge()
+        return deleted
+
+    async def purge(self) -> None:
+        # outside a transaction, as VACUUM must be: dead rows leave the search index and their
+        # space is reclaimed (pg_dump never copies them in the first place)
+        with _mapped():
+            await self._pool.execute("VACUUM messages, calls, chats", timeout=PURGE_TIMEOUT_S)
 
     # --- the webhook outbox -------------------------------------------------------------
 

@@ -63,6 +63,8 @@ _PRAGMAS = (
     # roll back the newest transactions. FULL would fsync every group commit.
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
+    # a deleted row's bytes are overwritten, not left in a free page for a copy to carry along
+    "PRAGMA secure_delete = ON",
 )
 
 
@@ -107,6 +109,19 @@ def _restart_wal(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")  # never hold the writer long
     try:
         conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+def _truncate_wal(conn: sqlite3.Connection) -> None:
+    """Checkpoint everything and empty the WAL file; skipped (a later one does it) when
+    readers hold it longer than the writer may wait."""
+    conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
+    try:
+        with _mapped():
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except StoreUnavailable:
+        log.info("store.wal_busy")
     finally:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
@@ -339,9 +354,28 @@ class SqliteStore:
 
     async def prune(self, *, older_than: float, owner: OwnerScope) -> int:
         clause, params = _owner_clause(owner, "owner")
-        return await self._changed(
+        deleted = await self._changed(
             f"DELETE FROM chats WHERE status != 'active' AND updated_at < ?{clause}",
             (older_than, *params),
+        )
+        if deleted:
+            await self.purge()
+        return deleted
+
+    async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
+        deleted = await self._changed(
+            "DELETE FROM chats WHERE owner = ? AND id IS NOT ?", (owner, keep)
+        )
+        await self.purge()
+        return deleted
+
+    async def purge(self) -> None:
+        # FTS5 deletes by adding "deleted" markers; merging every segment drops the words
+        await self._changed("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')", ())
+        # and the WAL still holds the pages as they were: copy it back and empty it, between
+        # two transactions on the writer thread (best effort while others read)
+        await asyncio.get_running_loop().run_in_executor(
+            self._write_thread, _truncate_wal, self._conn
         )
 
     # --- the webhook outbox -------------------------------------------------------------
@@ -482,4 +516,5 @@ class SqliteStore:
     async def backup(self, path: str) -> None:
         if await asyncio.to_thread(os.path.exists, path):
             raise InvalidInput(f"{path} already exists")
+        await self.purge()  # the copy carries no remnant of a deleted chat
         await self._read("VACUUM INTO ?", (path,))
