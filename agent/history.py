@@ -35,6 +35,7 @@ from agent.control.channel import ControlChannel
 from agent.control.dispatcher import Dispatcher
 from agent.errors import AgentError
 from agent.instrument import measured
+from agent.logs import keep_private
 from agent.plugins.prosody.stream import AcousticStream, tap
 from agent.resume import Loaded, prosody_opted_out, requested_chat_id
 from agent.settings import Settings, load_settings
@@ -215,6 +216,7 @@ class Call:
         chat the caller asked for (or resumes, or a new one), start the session
         (`start_options` go to `AgentSession.start`), and take commands from the caller's
         app."""
+        keep_private()  # LiveKit's loggers too, in whatever process serves the call
         await replayed(self._writer, self._settings.context_load_timeout_s)
         requested = requested_chat_id(job.metadata, job.caller.attributes)
         await self.start(requested_chat_id=requested, **start_options)

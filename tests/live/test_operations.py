@@ -124,3 +124,25 @@ async def test_webhooks_outlive_a_killed_worker_and_keep_their_ids(
     ended = next(d.event["data"] for d in acked if d.event["type"] == "chat.ended")
     assert (ended["end_reason"], ended["message_count"]) == ("hangup", 2)
     assert max(d.event["created_at"] for d in acked) <= time.time()
+
+
+async def test_the_workers_debug_log_carries_nothing_anyone_said(
+    start_worker: StartWorker, model_server: ModelServer, join: Join, reader: Store
+) -> None:
+    secret, answer = "My secret code is bluebird.", "Noted, the bluebird code."
+    await model_server.learn(secret, Voice())
+    await model_server.script([answer])
+    worker = await start_worker(LIVEKIT_LOG_LEVEL="debug", AGENT_LOG_LEVEL="DEBUG")
+    alice = await join("alice")
+    chat_id = await alice.chat_id()
+    await alice.turn(secret)
+    await alice.leave()
+    await wait_until(lambda: worker.saw("call.ended"), 30, "the call to end")
+
+    stored = (await reader.messages(chat_id, owner=ANY_OWNER)).messages
+    assert [m.content for m in stored] == [secret, answer]
+    await worker.stop()  # every process's last lines written
+    log = worker.log.read_text(errors="replace")
+    assert '"level": "DEBUG"' in log or " DEBUG " in log  # LiveKit's and ours, at DEBUG
+    assert "conversation_item_added" in log  # the line LiveKit writes each message's text on
+    assert "bluebird" not in log
