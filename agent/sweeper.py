@@ -55,6 +55,8 @@ async def sweep(
     retention = 0
     if retention_days is not None:
         retention = await store.prune(older_than=now - retention_days * DAY_S, owner=ANY_OWNER)
+        if retention:
+            await store.purge()
     expired = 0
     if event_max_age_s is not None:
         expired = await store.expire_events(created_before=now - event_max_age_s)

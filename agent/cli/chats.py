@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli import export
+from agent.cli.progress import Progress, wanted
 from agent.cli.render import chat_json, dumps, emit, iso, one_line, parse_duration, table
 from agent.errors import InvalidInput
 from agent.store import ANY_OWNER, OwnerScope, Store
 from agent.store.records import Chat, Message
+
+EXPORT_PAGE = 1_000
+PRUNE_BATCH = 500
 
 
 def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
@@ -140,12 +144,24 @@ def _brief(m: Message) -> dict[str, object]:
 
 async def export_chat(store: Store, args: argparse.Namespace) -> int:
     chat = await store.get_chat(args.chat_id, owner=ANY_OWNER)
-    page = await store.messages(args.chat_id, owner=ANY_OWNER)
-    text = export.render(args.format, chat, page.messages)
+    pages: list[list[Message]] = []
+    before: int | None = None
+    with Progress("export", chat.message_count, shown=wanted(args), unit="msg") as bar:
+        while True:  # newest page first, a page at a time, so a long chat shows its progress
+            page = await store.messages(
+                args.chat_id, owner=ANY_OWNER, before_seq=before, limit=EXPORT_PAGE
+            )
+            pages.append(page.messages)
+            bar.advance(len(page.messages))
+            if page.next_before_seq is None:
+                break
+            before = page.next_before_seq
+    messages = [m for part in reversed(pages) for m in part]
+    text = export.render(args.format, chat, messages)
     if args.output:
         await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
         if args.json:
-            emit(dumps({"chat_id": chat.id, "path": args.output, "messages": len(page.messages)}))
+            emit(dumps({"chat_id": chat.id, "path": args.output, "messages": len(messages)}))
     else:
         emit(text)
     return 0
@@ -208,7 +224,15 @@ async def delete(store: Store, args: argparse.Namespace) -> int:
 
 async def prune(store: Store, args: argparse.Namespace) -> int:
     cutoff = time.time() - parse_duration(args.older_than)
-    count = await store.prune(older_than=cutoff, owner=_scope(args.owner))
+    count = 0
+    with Progress("prune", None, shown=wanted(args), unit="chat") as bar:
+        while deleted := await store.prune(
+            older_than=cutoff, owner=_scope(args.owner), limit=PRUNE_BATCH
+        ):  # in batches: each a short transaction, so calls keep writing meanwhile
+            count += deleted
+            bar.advance(deleted)
+    if count:
+        await store.purge()
     if args.json:
         emit(dumps({"deleted": count, "older_than": iso(cutoff)}))
     else:

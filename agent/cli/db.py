@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from agent import sweeper
+from agent.cli.progress import Progress, wanted
 from agent.cli.render import dumps, emit, parse_duration, table
 from agent.settings import load_settings
 from agent.store import Store
@@ -80,14 +81,29 @@ async def stats(store: Store, args: argparse.Namespace) -> int:
 
 
 async def backup(store: Store, args: argparse.Namespace) -> int:
-    await store.backup(args.path)
-    size = await asyncio.to_thread(os.path.getsize, args.path)
+    shown = wanted(args)
+    expected = (await store.stats()).size_bytes if shown else None
+    with Progress("backup", expected, shown=shown, unit="B", scale=True) as bar:
+        copying = asyncio.create_task(store.backup(args.path))
+        while not copying.done():  # the copy grows on disk: its size is the progress
+            await asyncio.wait({copying}, timeout=0.2)
+            bar.reach(await asyncio.to_thread(_size, args.path))
+        await copying
+        size = await asyncio.to_thread(os.path.getsize, args.path)
+        bar.reach(max(size, expected or 0))
     emit(
         dumps({"path": args.path, "bytes": size})
         if args.json
         else f"wrote {args.path} ({size} bytes)"
     )
     return 0
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # not there yet
+        return 0
 
 
 async def sweep(store: Store, args: argparse.Namespace) -> int:

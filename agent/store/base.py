@@ -208,9 +208,9 @@ class Administration(Protocol):
         """Messages whose content has every word of `query`, best match first."""
         ...
 
-    async def prune(self, *, older_than: float, owner: OwnerScope) -> int:
-        """Delete chats that are not active and were last updated before `older_than`, then
-        `purge`."""
+    async def prune(self, *, older_than: float, owner: OwnerScope, limit: int | None = None) -> int:
+        """Delete chats that are not active and were last updated before `older_than` (at
+        most `limit`, oldest first); how many. `purge` afterwards to leave no trace."""
         ...
 
     async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:

@@ -244,15 +244,13 @@ class PostgresStore:
         if not await self._changed(f"DELETE FROM chats WHERE id = $1{clause}", chat_id, *params):
             raise NotFound("no such chat")
 
-    async def prune(self, *, older_than: float, owner: OwnerScope) -> int:
-        clause, params = _owner_clause(owner, "owner", 2)
-        deleted = await self._changed(
-            f"DELETE FROM chats WHERE status != 'active' AND updated_at < $1{clause}",
-            older_than, *params,
+    async def prune(self, *, older_than: float, owner: OwnerScope, limit: int | None = None) -> int:
+        clause, params = _owner_clause(owner, "owner", 3)
+        return await self._changed(
+            "DELETE FROM chats WHERE id IN (SELECT id FROM chats WHERE status != 'active'"
+            f" AND updated_at < $1{clause} ORDER BY updated_at LIMIT $2)",
+            older_than, limit, *params,
         )  # fmt: skip
-        if deleted:
-            await self.purge()
-        return deleted
 
     async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
         deleted = await self._changed(

@@ -352,15 +352,13 @@ class SqliteStore:
         if not await self._changed(f"DELETE FROM chats WHERE id = ?{clause}", (chat_id, *params)):
             raise NotFound("no such chat")
 
-    async def prune(self, *, older_than: float, owner: OwnerScope) -> int:
+    async def prune(self, *, older_than: float, owner: OwnerScope, limit: int | None = None) -> int:
         clause, params = _owner_clause(owner, "owner")
-        deleted = await self._changed(
-            f"DELETE FROM chats WHERE status != 'active' AND updated_at < ?{clause}",
-            (older_than, *params),
+        return await self._changed(
+            "DELETE FROM chats WHERE id IN (SELECT id FROM chats WHERE status != 'active'"
+            f" AND updated_at < ?{clause} ORDER BY updated_at LIMIT ?)",
+            (older_than, *params, -1 if limit is None else limit),
         )
-        if deleted:
-            await self.purge()
-        return deleted
 
     async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
         deleted = await self._changed(
