@@ -8,6 +8,7 @@
     ├── TakenOver               another call of the same caller now holds the chat (docs/resume.md)
     └── StoreError              the store could not do what was asked
         ├── StoreUnavailable    the database cannot be reached or is locked: retry later
+        │   └── DiskFull        its disk is full
         └── SchemaError         the database schema is missing, behind or ahead of this code
 
 Each error carries a stable `code` that replies and CLI output use (docs/control.md, error codes).
@@ -55,6 +56,10 @@ class StoreUnavailable(StoreError):
     """Transient: the database is down, locked or timed out. Safe to retry the same write."""
 
     code = "unavailable"
+
+
+class DiskFull(StoreUnavailable):
+    """The database's disk is full: retried like any outage, until space returns."""
 
 
 class SchemaError(StoreError):

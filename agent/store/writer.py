@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import itertools
 import random
 import time
@@ -32,7 +33,7 @@ import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from agent import metrics
-from agent.errors import StoreError, StoreUnavailable, TakenOver
+from agent.errors import DiskFull, StoreError, StoreUnavailable, TakenOver
 from agent.store.base import Store
 from agent.store.journal import Journal
 from agent.store.records import Record
@@ -75,6 +76,7 @@ class Writer:
         self._queue: deque[_Pending] = deque()
         self._spill: list[_Pending] = []
         self._appending = False
+        self._disks_full: set[str] = set()  # "database", "journal": said once until space returns
         self._journal_unread = journal.unread
         self._spilling = journal.unread > 0
         self._submitted = journal.unread
@@ -256,15 +258,37 @@ class Writer:
         while True:
             try:
                 await self._in_io(lambda: self._journal.append(_encode(records)))
+                self._space_back("journal")
                 break
             except OSError as exc:
                 # A full or failing disk: keep the records in memory and keep trying.
-                log.error("journal.append_failed", error=type(exc).__name__, records=len(records))
+                if exc.errno == errno.ENOSPC:
+                    self._full("journal")
+                else:
+                    log.error(
+                        "journal.append_failed", error=type(exc).__name__, records=len(records)
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._opts.retry_max_s)
         for p in batch:
             if not p.future.done():
                 p.future.set_result(None)
+
+    def _full(self, place: str) -> None:
+        """The database's or the journal's disk is full: said once, until space returns."""
+        if place in self._disks_full:
+            return
+        self._disks_full.add(place)
+        waiting = "in memory" if place == "journal" else "in memory, then in the journal"
+        log.error(
+            "writer.disk_full", place=place, queued=len(self._queue),
+            spilled=len(self._spill), records_wait=waiting,
+        )  # fmt: skip
+
+    def _space_back(self, place: str) -> None:
+        if place in self._disks_full:
+            self._disks_full.discard(place)
+            log.warning("writer.disk_space_back", place=place, backlog=self.backlog)
 
     def _advance(self, count: int) -> None:
         self._done += count
@@ -303,6 +327,8 @@ class Writer:
         while True:
             try:
                 result = await self._store.write(records, refuse_taken_over=live)
+            except DiskFull:
+                self._full("database")
             except StoreUnavailable as exc:
                 log.warning(
                     "store.retry",
@@ -318,6 +344,7 @@ class Writer:
                         raise
                     raise StoreError(type(exc).__name__) from exc
             else:
+                self._space_back("database")
                 if result.orphaned:
                     log.warning(
                         "message.discarded", reason="chat_deleted", count=len(result.orphaned)

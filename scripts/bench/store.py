@@ -5,11 +5,16 @@ AsyncSQLiteSession (what people would otherwise pick) on the same workloads, in 
     .venv/bin/python scripts/bench/store.py [--seconds 5] [--calls 200] [--messages 50000]
     .venv/bin/python scripts/bench/store.py --db postgresql://…  [--writers 50]
     .venv/bin/python scripts/bench/store.py --db postgres-local  [--writers 50]
+    .venv/bin/python scripts/bench/store.py --db postgres-local --fleet 10 [--calls 200]
 
 With `--db`, our store at that URL runs beside ours on SQLite, in the same run;
 `postgres-local` starts a throwaway PostgreSQL server (the one the tests use). `--writers N`
 spreads the calls over N writers, each with its own store connection, as N worker processes
-would (default 1).
+would (default 1). `--fleet P` adds a run with P writer *processes*, one writer each, as a fleet
+of workers has, sharing `--calls` between them, beside the same calls in one process.
+
+A peer that fails (openai-agents' AsyncSQLiteSession raises "database is locked" under 200
+calls) is a result: the table says "failed" and the error is printed under it.
 
 "Finalize→committed" is the time from the moment a message is final to the moment it is durable
 in the database: for us, `Writer.submit()` until its future resolves; for a peer, the duration
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import statistics
 import sys
 import tempfile
@@ -200,9 +207,17 @@ async def big_chat(subject: Subject, size: int, repeats: int = 20) -> tuple[floa
     return statistics.median(timings[60]), statistics.median(timings[None])
 
 
+FAILED = float("nan")
+
+
+def of(results: dict[str, Result], s: Subject, pick: Callable[[Result], float]) -> float:
+    """A figure of `s`'s run, or FAILED when the run raised."""
+    return pick(results[s.name]) if s.name in results else FAILED
+
+
 def fmt(value: float, unit: str = "") -> str:
-    if value != value:  # NaN
-        return "-"
+    if value != value:  # NaN: the run failed
+        return "failed"
     return f"{value:,.0f}{unit}" if value >= 100 else f"{value:.2f}{unit}"
 
 
@@ -219,7 +234,17 @@ async def main() -> None:
         "--db", help="also our store at this URL (postgres-local: start a throwaway PostgreSQL)"
     )
     parser.add_argument("--writers", type=int, default=1, help="writers sharing the calls")
+    parser.add_argument(
+        "--fleet", type=int, default=0, help="with --db: also the calls over this many processes"
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:  # one process of a fleet run: its calls, then its share of a burst
+        folder = Path(tempfile.mkdtemp())
+        result = await calls(Ours(folder, args.db), args.calls, args.seconds, 0.5)
+        burst = await throughput(Ours(folder, args.db), args.messages, chats=args.calls)
+        print(json.dumps({"latencies_ms": result.latencies_ms, "rate": burst.rate}))
+        return
     configure_logging("WARNING", handler=True)
 
     server = None
@@ -248,12 +273,19 @@ async def run(args: argparse.Namespace) -> None:
             Peer(folder, AsyncSQLiteSession, "openai-agents AsyncSQLiteSession"),
         ]
         rows: list[tuple[str, list[float], str]] = []
+        failures: dict[str, str] = {}  # subject name -> what went wrong, the first time
 
         async def measure(label: str, unit: str, fn: Callable[[Subject], Awaitable[float]]) -> None:
             values = []
             for s in subjects:
                 print(f"  {label}: {s.name} …", file=sys.stderr, flush=True)
-                values.append(await fn(s))
+                try:
+                    values.append(await fn(s))
+                except Exception as exc:  # noqa: BLE001 - a peer's failure is a result to print
+                    failures.setdefault(s.name, f"{label}: {type(exc).__name__}: {exc}"[:160])
+                    values.append(FAILED)
+                    with contextlib.suppress(Exception):
+                        await s.close()
             rows.append((label, values, unit))
             print(f"    {values[-len(subjects) :]}", file=sys.stderr, flush=True)
 
@@ -283,7 +315,7 @@ async def run(args: argparse.Namespace) -> None:
         rows.append(
             (
                 "finalize→committed p99, 1 call",
-                [percentile(one[s.name].latencies_ms, 0.99) for s in subjects],
+                [of(one, s, lambda r: percentile(r.latencies_ms, 0.99)) for s in subjects],
                 " ms",
             )
         )
@@ -291,14 +323,14 @@ async def run(args: argparse.Namespace) -> None:
         rows.append(
             (
                 f"finalize→committed p99, {args.calls} calls",
-                [percentile(many[s.name].latencies_ms, 0.99) for s in subjects],
+                [of(many, s, lambda r: percentile(r.latencies_ms, 0.99)) for s in subjects],
                 " ms",
             )
         )
         rows.append(
             (
                 f"event-loop lag p99, {args.calls} calls",
-                [percentile(many[s.name].lag_ms, 0.99) for s in subjects],
+                [of(many, s, lambda r: percentile(r.lag_ms, 0.99)) for s in subjects],
                 " ms",
             )
         )
@@ -322,10 +354,11 @@ async def run(args: argparse.Namespace) -> None:
         rows.append(
             (
                 f"load all of a {args.chat_size:,}-message chat",
-                [loads[s.name][1] for s in subjects],
+                [loads[s.name][1] if s.name in loads else FAILED for s in subjects],
                 " ms",
             )
         )
+        fleet_rows = await fleet(args) if args.fleet and args.db else []
 
     names = [s.name.removeprefix("openai-agents ") for s in subjects]
     header = ["metric", *names, *(f"{names[0]} vs {n}" for n in names[1:])]
@@ -334,14 +367,73 @@ async def run(args: argparse.Namespace) -> None:
         higher_is_better = label.startswith("throughput")
         ratios = [
             (values[0] / v if higher_is_better else v / values[0])
-            if values[0] and v
+            if values[0] and v and v == v and values[0] == values[0]
             else float("nan")
             for v in values[1:]
         ]
-        table.append([label, *(fmt(v, unit) for v in values), *(f"{r:.1f}×" for r in ratios)])
+        table.append([label, *(fmt(v, unit) for v in values), *(fmt(r, "×") for r in ratios)])
     print_table(header, table)
     print(f"\nratio: how many times better {names[0]} is (their time / its time, or its rate /")
-    print("their rate)")
+    print('their rate); "failed": the run raised, below')
+    for name, what in failures.items():
+        print(f"  {name} failed at {what}")
+    if fleet_rows:
+        print_table(
+            ["PostgreSQL", "commit p50 ms", "p99 ms", "burst msg/s", "vs one process"],
+            fleet_rows,
+        )
+
+
+async def fleet(args: argparse.Namespace) -> list[list[str]]:
+    """`args.calls` calls on PostgreSQL, each finalizing a message every 0.5 s: in one process
+    (`args.writers` writers), then spread over `args.fleet` processes with a writer each, as a
+    fleet of workers has. Then a burst of `args.messages` messages, split the same way, as fast
+    as they commit. Commit p50 and p99 under the calls, and the burst's messages/s."""
+    per_process = max(1, args.calls // args.fleet)
+    folder = Path(tempfile.mkdtemp())
+    one = await calls(Ours(folder, args.db, args.writers), args.calls, args.seconds, 0.5)
+    burst = await throughput(Ours(folder, args.db, args.writers), args.messages, chats=args.calls)
+    writers = f"{args.writers} writer{'s' if args.writers > 1 else ''}"
+    rows = [(f"1 process × {args.calls} calls, {writers}", one.latencies_ms, burst.rate)]
+    print(f"  fleet: {args.fleet} processes × {per_process} calls …", file=sys.stderr, flush=True)
+    share = str(args.messages // args.fleet)
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--child",
+            "--db",
+            args.db,
+            "--calls",
+            str(per_process),
+            "--seconds",
+            str(args.seconds),
+            "--messages",
+            share,
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        for _ in range(args.fleet)
+    ]
+    latencies: list[float] = []
+    rate = 0.0  # the processes burst together: their rates add up
+    for child in children:
+        out, _ = await child.communicate()
+        if child.returncode == 0:
+            report = json.loads(out.splitlines()[-1])
+            latencies += report["latencies_ms"]
+            rate += report["rate"]
+    label = f"{args.fleet} processes × {per_process} calls, a writer each"
+    rows.append((label, latencies, rate if latencies else FAILED))
+    return [
+        [
+            name,
+            fmt(percentile(values, 0.5)),
+            fmt(percentile(values, 0.99)),
+            fmt(msgs),
+            fmt(msgs / rows[0][2], "×"),
+        ]  # fmt: skip
+        for name, values, msgs in rows
+    ]
 
 
 if __name__ == "__main__":

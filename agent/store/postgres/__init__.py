@@ -21,7 +21,7 @@ import asyncpg
 import structlog
 
 from agent import metrics
-from agent.errors import InvalidInput, NotFound, SchemaError, StoreError, StoreUnavailable
+from agent.errors import DiskFull, InvalidInput, NotFound, SchemaError, StoreError, StoreUnavailable
 from agent.store import migrations, queries
 from agent.store.base import ANY_OWNER, OwnerScope, SchemaStatus, Swept, WriteResult
 from agent.store.postgres import outbox, writes
@@ -51,6 +51,7 @@ COMMAND_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
 PURGE_TIMEOUT_S = 600.0  # VACUUM reads whole tables
 MIGRATION_LOCK = 7_460_001  # pg_advisory_xact_lock key: one migrator at a time
+DISK_FULL = "53100"
 _TRANSIENT_SQLSTATE = ("08", "53", "57", "40")  # connection, resources, shutdown, rollback
 
 
@@ -67,6 +68,8 @@ def _mapped() -> Iterator[None]:
     try:
         yield
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        if getattr(exc, "sqlstate", None) == DISK_FULL:
+            raise DiskFull(f"PostgreSQL: {type(exc).__name__}") from exc
         if _transient(exc):
             raise StoreUnavailable(f"PostgreSQL: {type(exc).__name__}") from exc
         raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc

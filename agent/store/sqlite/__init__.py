@@ -24,7 +24,7 @@ import aiosqlite
 import structlog
 
 from agent import metrics
-from agent.errors import InvalidInput, NotFound, SchemaError, StoreError, StoreUnavailable
+from agent.errors import DiskFull, InvalidInput, NotFound, SchemaError, StoreError, StoreUnavailable
 from agent.store import migrations, queries
 from agent.store.base import ANY_OWNER, OwnerScope, SchemaStatus, Swept, WriteResult
 from agent.store.queries import CHAT_COLUMNS, MESSAGE_COLUMNS
@@ -86,6 +86,8 @@ def _mapped() -> Iterator[None]:
         yield
     except sqlite3.OperationalError as exc:
         text = str(exc).lower()
+        if "full" in text:  # SQLITE_FULL: "database or disk is full"
+            raise DiskFull(f"SQLite: {exc}") from exc
         if any(word in text for word in _TRANSIENT):
             raise StoreUnavailable(f"SQLite: {exc}") from exc
         raise StoreError(f"SQLite: {exc}") from exc
