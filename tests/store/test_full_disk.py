@@ -63,7 +63,7 @@ async def test_a_full_disk_holds_records_back_and_loses_none(
     await store.migrate()
     writer = await Writer.start(await open_store(url), journal, OPTIONS)
     c = chat("alice")
-    before = [writer.submit(r) for r in [c, *(msg(c.id, f"before {n}") for n in range(10))]]
+    before = [writer.submit(c), *(writer.submit(msg(c.id, f"before {n}")) for n in range(10))]
     async with asyncio.timeout(10):
         await asyncio.gather(*before)
     ballast = fill(small_disk)
