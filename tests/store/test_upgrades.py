@@ -1,14 +1,17 @@
 """Rolling upgrades (docs/store.md, upgrades): a migration records the oldest code that can run on
-the schema it leaves. This code keeps running on the schema of the next release while that only
-expands, refuses a schema that contracted past it in one line naming both versions, and the
-next release's code refuses this schema until `agentctl db migrate` has run."""
+the schema it leaves. The previous release runs on this release's schema; this code keeps running
+on the schema of the next release while that only expands, refuses a schema that contracted past
+it in one line naming both versions, and the next release's code refuses this schema until
+`agentctl db migrate` has run."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +40,32 @@ def next_release(tmp_path: Path, sql: str, oldest_code: int) -> Path:
         migration = folder / "agent" / "store" / "migrations" / backend / f"{NEXT:04d}_next.sql"
         migration.write_text(f"-- the next release\n-- oldest code: {oldest_code}\n{sql}")
     return folder
+
+
+def previous_release(tmp_path: Path) -> Path:
+    """This code without its newest migration: the release before it, as it shipped."""
+    folder = tmp_path / f"release-{LATEST - 1}"
+    shutil.copytree(ROOT / "agent", folder / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+    for backend in ("sqlite", "postgres"):
+        newest = migrations.load(backend)[-1]
+        (folder / "agent/store/migrations" / backend / f"{LATEST:04d}_{newest.name}.sql").unlink()
+    return folder
+
+
+WRITE = """
+import asyncio, sys, time
+from agent.store import open_store
+from agent.store.records import NewChat, NewMessage
+async def main():
+    store = await open_store(sys.argv[1])
+    await store.write([NewChat(id="chat_prev", owner="alice", created_at=time.time()),
+                       NewMessage(id="m_prev", chat_id="chat_prev", role="user",
+                                  content="Written by the previous release.",
+                                  created_at=time.time())])
+    print((await store.schema_status()).current)
+    await store.aclose()
+asyncio.run(main())
+"""
 
 
 def run(code: Path, url: str, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -73,6 +102,29 @@ async def test_this_code_runs_on_the_next_releases_expanded_schema(
         f"nothing to apply; schema is at version {NEXT}\n"
     )
     assert run(ROOT, db_url, "db", "check").stdout == "ok\n"
+    await store.aclose()
+
+
+async def test_the_previous_release_runs_on_this_releases_schema(
+    db_url: str, tmp_path: Path
+) -> None:
+    store = await open_store(db_url)
+    await store.migrate()  # this release's schema, the webhook outbox and its triggers included
+    previous = previous_release(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(previous)}
+    wrote = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", WRITE, db_url], cwd=previous, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert wrote.returncode == 0, wrote.stderr
+    assert wrote.stdout.strip() == str(LATEST)  # it ran on the newer schema
+    listed = run(previous, db_url, "--json", "chats", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "chat_prev" in listed.stdout
+    stored = await store.messages("chat_prev", owner="alice")
+    assert [m.content for m in stored.messages] == ["Written by the previous release."]
+    events = await store.take_events(now=time.time() + 60, lease_s=60, limit=10)
+    assert [e.type for e in events] == ["chat.started"]  # this release's triggers saw it
     await store.aclose()
 
 
