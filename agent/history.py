@@ -156,11 +156,11 @@ class Call:
         prosody_opt_out: bool = False,
     ) -> None:
         self.state = CallState(owner, room=room, job_id=job_id)
-        measure = settings.prosody and prosody_vad is not None and not prosody_opt_out
         self.session = session
         self.agent = agent
         """The agent the session starts with (a handoff may make another one active)."""
-        self.prosody = AcousticStream(prosody_vad) if measure and prosody_vad else None
+        measuring = settings.prosody and not prosody_opt_out
+        self.prosody = AcousticStream(prosody_vad) if measuring and prosody_vad else None
         self.capture = Capture(
             self.state, writer, prosody=self.prosody, agent_name=settings.name or None,
             prosody_opt_out=prosody_opt_out,

@@ -20,16 +20,14 @@ from agent.store.records import Chat, Message
 log = structlog.get_logger(__name__)
 
 RESUME_ATTRIBUTE = "agent.resume_chat_id"
+"""The caller's participant attribute naming a chat to resume."""
 PROSODY_ATTRIBUTE = "agent.prosody"
 """The caller's participant attribute switching prosody off for them: `off` (docs/prosody.md)."""
+MAX_CHAT_ID_CHARS = 64
 
 
 def prosody_opted_out(attributes: Mapping[str, str]) -> bool:
     return attributes.get(PROSODY_ATTRIBUTE, "").strip().lower() == "off"
-
-
-"""The caller's participant attribute naming a chat to resume."""
-MAX_CHAT_ID_CHARS = 64
 
 
 def _chat_id(value: object) -> str | None:
