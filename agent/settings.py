@@ -114,6 +114,14 @@ class Settings(BaseSettings):
     """Prometheus metrics at http://AGENT_HTTP_HOST:PORT/metrics, from every process of the
     worker; unset: none."""
 
+    # The console, `agentctl serve` (docs/console.md)
+    console_tokens: SecretStr = SecretStr("")
+    """Bearer tokens, `read:TOKEN` or `admin:TOKEN`, comma-separated; none: it will not start."""
+    console_host: str = "127.0.0.1"
+    console_port: int = Field(8090, ge=1, le=65535)
+    console_cors_origins: str = ""
+    """Origins allowed to call the API from a browser (comma-separated); none: no CORS."""
+
     # Logs (docs/operations.md)
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

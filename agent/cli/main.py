@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from agent.cli import chats, db, livekit, protocol, simulate
+from agent.cli import chats, db, livekit, protocol, serve, simulate
 from agent.errors import AgentError, NotFound, SchemaError
 from agent.logs import configure_logging
 from agent.settings import Settings, load_settings
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_parsers(sub)
     livekit.add_parsers(sub)
     protocol.add_parsers(sub)
+    serve.add_parsers(sub)
     return parser
 
 

@@ -19,6 +19,7 @@ from typing import Final, Protocol
 
 from agent.store.records import (
     Chat,
+    ChatFilter,
     ChatPage,
     ChatStatus,
     EndReason,
@@ -120,8 +121,10 @@ class ChatStore(Protocol):
         status: ChatStatus | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        filters: ChatFilter | None = None,
     ) -> ChatPage:
-        """Most recently updated first; `cursor` continues where the previous page stopped."""
+        """Most recently updated first; `cursor` continues where the previous page stopped,
+        unmoved by chats created meanwhile."""
         ...
 
     async def messages(

@@ -314,3 +314,15 @@ class OutboxEvent:
     """Delivery attempts begun, this one included."""
     acked: list[str]
     """The receivers (by key) that already acknowledged it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatFilter:
+    """What `list_chats` narrows to, beyond owner and status (the console's filters)."""
+
+    created_after: float | None = None
+    """Chats started at or after this time."""
+    created_before: float | None = None
+    """Chats started before this time."""
+    text: str | None = None
+    """Chats with a message holding every word of it (full-text search)."""

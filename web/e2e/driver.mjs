@@ -1,8 +1,9 @@
-// Drives Debian's Chromium with playwright-core for the end-to-end tests (tests/web/), one
-// JSON command per line on stdin, one JSON answer per line on stdout. The microphone is the
-// WAV file named on the command line (Chromium's fake capture device reads it afresh each
-// time capture starts).
+// Drives Debian's Chromium with playwright-core for the browser tests (the web app's and the
+// console's), one JSON command per line on stdin, one JSON answer per line on stdout. The
+// microphone is the WAV file named on the command line (Chromium's fake capture device reads it
+// afresh each time capture starts).
 //   node web/e2e/driver.mjs /path/to/mic.wav
+import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 
 import { chromium } from "playwright-core";
@@ -44,6 +45,21 @@ const commands = {
   wait: ({ selector, state, timeout }) =>
     page.locator(selector).first().waitFor({ state: state ?? "visible", timeout }).then(() => true),
   screenshot: ({ path }) => page.screenshot({ path, fullPage: true }).then(() => path),
+  // from now on, answer every prompt with `answer` and accept every confirm
+  dialogs: ({ answer }) => {
+    page.removeAllListeners("dialog");
+    page.on("dialog", (dialog) => void dialog.accept(answer ?? undefined));
+    return true;
+  },
+  // click what starts a download: its file name and text
+  download: async ({ selector, timeout }) => {
+    const [file] = await Promise.all([
+      page.waitForEvent("download", { timeout }),
+      page.locator(selector).first().click({ timeout }),
+    ]);
+    return { name: file.suggestedFilename(), text: await readFile(await file.path(), "utf8") };
+  },
+  evaluate: ({ expression }) => page.evaluate(expression),
   logs: () => logs.splice(0),
 };
 

@@ -29,6 +29,7 @@ from agent.store.postgres.rows import chat_from_row, message_from_row
 from agent.store.queries import CHAT_COLUMNS, MESSAGE_COLUMNS
 from agent.store.records import (
     Chat,
+    ChatFilter,
     ChatPage,
     ChatStatus,
     EndReason,
@@ -299,6 +300,7 @@ class PostgresStore:
         status: ChatStatus | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        filters: ChatFilter | None = None,
     ) -> ChatPage:
         queries.check_page_limit(limit)
         where, args = "WHERE TRUE", list[Any]()
@@ -308,6 +310,18 @@ class PostgresStore:
         if status is not None:
             args.append(status)
             where += f" AND c.status = ${len(args)}"
+        if filters is not None and filters.created_after is not None:
+            args.append(filters.created_after)
+            where += f" AND c.created_at >= ${len(args)}"
+        if filters is not None and filters.created_before is not None:
+            args.append(filters.created_before)
+            where += f" AND c.created_at < ${len(args)}"
+        if filters is not None and filters.text:
+            args.append(" ".join(queries.search_words(filters.text)))
+            where += (
+                " AND EXISTS (SELECT 1 FROM messages m WHERE m.chat_id = c.id"
+                f" AND m.search @@ plainto_tsquery('simple', ${len(args)}))"
+            )
         if cursor is not None:
             updated_at, last_id = queries.decode_cursor(cursor)
             args += [updated_at, last_id]

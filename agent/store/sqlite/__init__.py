@@ -30,6 +30,7 @@ from agent.store.base import ANY_OWNER, OwnerScope, SchemaStatus, Swept, WriteRe
 from agent.store.queries import CHAT_COLUMNS, MESSAGE_COLUMNS
 from agent.store.records import (
     Chat,
+    ChatFilter,
     ChatPage,
     ChatStatus,
     EndReason,
@@ -415,6 +416,7 @@ class SqliteStore:
         status: ChatStatus | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        filters: ChatFilter | None = None,
     ) -> ChatPage:
         queries.check_page_limit(limit)
         clause, params = _owner_clause(owner)
@@ -423,6 +425,18 @@ class SqliteStore:
         if status is not None:
             where += " AND c.status = ?"
             args.append(status)
+        if filters is not None and filters.created_after is not None:
+            where += " AND c.created_at >= ?"
+            args.append(filters.created_after)
+        if filters is not None and filters.created_before is not None:
+            where += " AND c.created_at < ?"
+            args.append(filters.created_before)
+        if filters is not None and filters.text:
+            where += (
+                " AND c.id IN (SELECT m.chat_id FROM messages_fts"
+                " JOIN messages m ON m.rowid = messages_fts.rowid WHERE messages_fts MATCH ?)"
+            )
+            args.append(queries.fts_query(filters.text))
         if cursor is not None:
             updated_at, last_id = queries.decode_cursor(cursor)
             where += " AND (c.updated_at < ? OR (c.updated_at = ? AND c.id < ?))"
