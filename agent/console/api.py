@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
@@ -42,6 +42,15 @@ MAX_PAGE = 500
 _STATUS = {InvalidInput: 400, NotFound: 404, StoreUnavailable: 503}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 503)
+}
+_MEDIA = {"md": "text/markdown", "json": "application/json", "jsonl": "application/x-ndjson"}
+_EXPORTED: dict[str, Any] = {
+    "description": "The chat as a file, in the format asked for.",
+    "content": {
+        "text/markdown": {"schema": {"type": "string"}},
+        "application/json": {"schema": {"type": "object"}},  # {"chat": …, "messages": […]}
+        "application/x-ndjson": {"schema": {"type": "string"}},  # a JSON object a line
+    },
 }
 _bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -198,8 +207,8 @@ def create_app(
         )
 
     @app.get(
-        "/api/chats/{chat_id}/export", responses=_ERRORS, dependencies=[reader],
-        response_class=PlainTextResponse,
+        "/api/chats/{chat_id}/export", dependencies=[reader], response_class=Response,
+        responses={**_ERRORS, 200: _EXPORTED},
     )  # fmt: skip
     async def export_chat(
         chat_id: ChatId,
@@ -209,10 +218,9 @@ def create_app(
         """The chat in the CLI's export formats (`agentctl chats export`)."""
         chat = await store.get_chat(chat_id, owner=scope(owner))
         page = await store.messages(chat_id, owner=scope(owner))
-        media = {"md": "text/markdown", "json": "application/json", "jsonl": "application/x-ndjson"}
         return Response(
             export.render(format, chat, page.messages),
-            media_type=f"{media[format]}; charset=utf-8",
+            media_type=f"{_MEDIA[format]}; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{chat.id}.{format}"'},
         )
 
