@@ -15,6 +15,9 @@ from agent.store import Store
 
 PAGES = Path(__file__).resolve().parents[2] / "console" / "dist"
 """The console's built pages (`npm run build` in console/; scripts/bootstrap builds them)."""
+GRACE_S = 5
+"""At SIGTERM or Ctrl-C, how long requests in flight may finish (a browser's idle keep-alive
+connections do not hold it up)."""
 
 
 def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
@@ -42,8 +45,9 @@ async def serve(store: Store, args: argparse.Namespace) -> int:
     host = args.host or settings.console_host
     port = settings.console_port if args.port is None else args.port
     config = uvicorn.Config(
-        app, host=host, port=port, access_log=False, log_level="warning", lifespan="off"
-    )
+        app, host=host, port=port, access_log=False, log_level="warning", lifespan="off",
+        timeout_graceful_shutdown=GRACE_S,
+    )  # fmt: skip
     server = uvicorn.Server(config)
     sys.stderr.write(
         f"agentctl: serving the console at http://{host}:{port}/"

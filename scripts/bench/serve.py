@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 from _common import percentile, print_table
 
-from agent.sim.processes import free_port, hang_up
+from agent.sim.processes import free_port
 from agent.store import open_store
 from agent.store.records import NewChat, NewMessage
 
@@ -191,7 +191,8 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> None:
              ["a 10,000-message chat", f"{big:.0f}", f"{big / small:.2f}×"]],
         )  # fmt: skip
     finally:
-        await hang_up(serving)
+        serving.terminate()
+        await asyncio.wait_for(serving.wait(), 15)
 
 
 async def chat_page(base: str, clients: int, seconds: float) -> tuple[float, list[float]]:

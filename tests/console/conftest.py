@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from agent.sim.processes import free_port, hang_up
+from agent.sim.processes import free_port
 from agent.store import Store, open_store
 from agent.store.records import NewChat, NewMessage
 
@@ -94,5 +94,10 @@ async def console(tmp_path: Path) -> AsyncIterator[tuple[str, Store]]:
     async with asyncio.timeout(30):
         await probe()
     yield base, store
-    await hang_up(process)
+    process.terminate()  # as an operator's Ctrl-C or a supervisor stops it
+    try:
+        await asyncio.wait_for(process.wait(), 15)
+    finally:
+        if process.returncode is None:
+            process.kill()
     await store.aclose()

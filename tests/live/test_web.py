@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.errors import NotFound
 from agent.livekit_server import LocalServer
 from agent.sim.processes import ModelServer, clean_env, free_port
 from agent.sim.speech import Voice
@@ -108,7 +109,7 @@ async def moved_on(page: Browser, old: str) -> str:
     return await page.until(other, 60, "a new chat")
 
 
-async def test_a_caller_talks_starts_a_new_chat_resumes_renames_deletes_and_comes_back(
+async def test_a_caller_talks_starts_a_new_chat_resumes_renames_deletes_comes_back_and_erases(
     start_worker: StartWorker,
     model_server: ModelServer,
     web_app: str,
@@ -179,6 +180,19 @@ async def test_a_caller_talks_starts_a_new_chat_resumes_renames_deletes_and_come
         return chat.message_count if chat.message_count >= 6 else None
 
     assert await eventually(kept, 10, "the resumed chat's messages") >= 6
+
+    # erase my history: the app asks with the agent's count first; then every chat of alice
+    # goes, nothing of hers is left to find, and the call goes on in a new chat
+    await browser.click("[data-testid=erase]")
+    await browser.shows("[data-testid=erase-confirm]:text('Erase 1 chat for good?')")
+    assert (await reader.get_chat(first, owner="alice")).message_count >= 6  # asked, not done
+    await browser.click("[data-testid=erase-confirm] button:text-is('Erase')")
+    await moved_on(browser, first)
+    await browser.do("wait", selector=f"[data-chat-id='{first}']", state="detached")
+    with pytest.raises(NotFound):
+        await reader.get_chat(first, owner="alice")
+    assert await reader.search("Lisbon", owner="alice") == []
+    await browser.screenshot(SHOTS / "after-erase.png")
 
 
 async def _is(value: object, expected: str) -> str | None:

@@ -78,8 +78,9 @@ def run(code: Path, url: str, *argv: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_this_code_runs_on_the_next_releases_expanded_schema(
-    db_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path
 ) -> None:
+    db_url = sqlite_url  # one backend: the rule is shared; the previous release runs on both
     store = await open_store(db_url)
     await store.migrate()
     c = chat("alice")
@@ -129,8 +130,9 @@ async def test_the_previous_release_runs_on_this_releases_schema(
 
 
 async def test_a_schema_contracted_past_this_code_is_refused_in_one_line(
-    db_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path
 ) -> None:
+    db_url = sqlite_url  # one backend: the rule is shared; the previous release runs on both
     store = await open_store(db_url)
     await store.migrate()
     released = next_release(tmp_path, CONTRACT, oldest_code=NEXT)
@@ -150,7 +152,8 @@ async def test_a_schema_contracted_past_this_code_is_refused_in_one_line(
     await store.aclose()
 
 
-async def test_the_next_release_waits_for_the_migration(db_url: str, tmp_path: Path) -> None:
+async def test_the_next_release_waits_for_the_migration(sqlite_url: str, tmp_path: Path) -> None:
+    db_url = sqlite_url  # one backend: the rule is shared; the previous release runs on both
     store = await open_store(db_url)
     await store.migrate()
     await store.aclose()

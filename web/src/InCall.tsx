@@ -3,6 +3,7 @@ import { type AgentControl, type ChatMessage, type ChatSummary, ControlError } f
 import type { Room } from "livekit-client";
 import { useEffect, useState, useSyncExternalStore } from "react";
 
+import { EraseButton } from "./EraseButton";
 import { NewChatButton } from "./NewChatButton";
 import { Sidebar } from "./Sidebar";
 import { type LiveLine, Transcript } from "./Transcript";
@@ -115,6 +116,7 @@ export function InCall({ room, control, identity }: { room: Room; control: Agent
             agent {agentState}
           </span>
           <NewChatButton control={control} onDone={changed} />
+          <EraseButton control={control} onDone={changed} onProblem={setProblem} />
           <button type="button" disabled={micSwitching} onClick={() => void toggleMic()} data-testid="mic">
             {micOn ? "Mute" : "Unmute"}
           </button>
