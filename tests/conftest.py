@@ -67,6 +67,17 @@ async def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterat
     yield await new_database(request.getfixturevalue("pg_server"))
 
 
+@pytest.fixture
+async def pg_store(pg_server: PgServer) -> AsyncIterator[tuple[str, Store]]:
+    """A PostgreSQL database of the test's own, migrated: its URL (for workers and other
+    processes) and the test's own view of it."""
+    url = await new_database(pg_server)
+    store = await open_store(url)
+    await store.migrate()
+    yield url, store
+    await store.aclose()
+
+
 async def new_database(server: PgServer) -> str:
     """The URL of a new, empty database on `server`."""
     name = f"test_{next(_ids)}_{os.getpid()}"

@@ -56,6 +56,7 @@ _bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ChatStatusQuery = Literal["active", "closed", "interrupted"]
 ChatId = Annotated[str, PathParam(min_length=1, max_length=64)]
+OwnerQuery = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 
 class Refused(Exception):
@@ -139,7 +140,7 @@ def create_app(
 
     @app.get("/api/chats", response_model=ChatPageOut, responses=_ERRORS, dependencies=[reader])
     async def list_chats(
-        owner: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        owner: OwnerQuery = None,
         status: ChatStatusQuery | None = None,
         created_after: Annotated[float | None, Query(ge=0, le=1e11)] = None,
         created_before: Annotated[float | None, Query(ge=0, le=1e11)] = None,
@@ -161,7 +162,7 @@ def create_app(
     )
     async def get_chat(
         chat_id: ChatId,
-        owner: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        owner: OwnerQuery = None,
     ) -> ChatOut:
         """One chat; with `owner`, only if it is theirs."""
         return ChatOut.of(await store.get_chat(chat_id, owner=scope(owner)))
@@ -174,7 +175,7 @@ def create_app(
         chat_id: ChatId,
         after_seq: Annotated[int, Query(ge=0, le=2**31 - 2)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
-        owner: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        owner: OwnerQuery = None,
     ) -> MessagePageOut:
         """A chat's messages in order, `limit` after `after_seq`: tool calls with their
         results, interrupted turns, timings and prosody."""
@@ -196,7 +197,7 @@ def create_app(
     )  # fmt: skip
     async def prosody(
         chat_id: ChatId,
-        owner: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        owner: OwnerQuery = None,
     ) -> ProsodyOut:
         """The caller's pitch, loudness and rate over the chat, each against their own
         baseline (docs/prosody.md)."""
@@ -215,7 +216,7 @@ def create_app(
     async def export_chat(
         chat_id: ChatId,
         format: Literal["md", "json", "jsonl"] = "md",
-        owner: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        owner: OwnerQuery = None,
     ) -> Response:
         """The chat in the CLI's export formats (`agentctl chats export`)."""
         chat = await store.get_chat(chat_id, owner=scope(owner))

@@ -14,10 +14,8 @@ import pytest
 from agent.livekit_server import LocalServer, find_binary, pinned_version
 from agent.sim.caller import Caller, token
 from agent.sim.processes import ModelServer, Worker, clean_env, free_port
-from agent.store import Store, open_store
-from tests.conftest import new_database
+from agent.store import Store
 from tests.live.harness import ROOT
-from tests.pg import PgServer
 
 
 @pytest.fixture(scope="session")
@@ -158,13 +156,3 @@ async def join(livekit_server: LocalServer, room: str) -> AsyncIterator[Join]:
     yield join_as
     for caller in callers:
         await caller.leave()
-
-
-@pytest.fixture
-async def shared(pg_server: PgServer) -> AsyncIterator[tuple[str, Store]]:
-    """One PostgreSQL database for both workers, and the test's own view of it."""
-    url = await new_database(pg_server)
-    store = await open_store(url)
-    await store.migrate()
-    yield url, store
-    await store.aclose()

@@ -28,9 +28,9 @@ async def test_a_killed_workers_chat_resumes_on_the_other_worker_with_every_ackn
     start_worker: StartWorker,
     model_server: ModelServer,
     join: Join,
-    shared: tuple[str, Store],
+    pg_store: tuple[str, Store],
 ) -> None:
-    url, reader = shared
+    url, reader = pg_store
     for text in TURNS:
         await model_server.learn(text, Voice())
     await model_server.script(REPLIES)

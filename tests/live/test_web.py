@@ -215,10 +215,10 @@ async def test_new_chat_shows_the_agents_error_and_a_retry_that_works(
     model_server: ModelServer,
     livekit_server: LocalServer,
     pg_server: PgServer,
-    shared: tuple[str, Store],
+    pg_store: tuple[str, Store],
     browser: Browser,
 ) -> None:
-    url, store = shared
+    url, store = pg_store
     await model_server.learn(LISBON, Voice())
     await model_server.script(["Lisbon is lovely.", "Hello again."])
     await start_worker(db=url)

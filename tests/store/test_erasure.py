@@ -8,16 +8,12 @@ import asyncio
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from agent.store import ANY_OWNER, Store, open_store
 from agent.store.sqlite import path_from_url
 from agent.sweeper import DAY_S, sweep
-from tests.conftest import chat, msg, new_database
-from tests.pg import PgServer
+from tests.conftest import chat, msg
 
 WORD = "Zanzibarquux"  # in nothing but what alice said
 
@@ -115,12 +111,3 @@ async def test_retention_deletes_ended_chats_past_it_and_keeps_the_rest(store: S
     left = {c.id for c in (await store.list_chats(owner=ANY_OWNER)).chats}
     assert left == {recent.id, active.id}
     assert (await sweep(store, stale_after_s=1e9, now=now + 100 * DAY_S)).retention_deleted == 0
-
-
-@pytest.fixture
-async def pg_store(pg_server: PgServer) -> AsyncIterator[tuple[str, Store]]:
-    url = await new_database(pg_server)
-    store = await open_store(url)
-    await store.migrate()
-    yield url, store
-    await store.aclose()
