@@ -19,9 +19,9 @@ from livekit.agents import (
 )
 from livekit.plugins import openai, silero
 
-from agent import ChatHistory
+from voxkeep import ChatHistory
 
-history = ChatHistory()  # the store and the options from AGENT_* settings
+history = ChatHistory()  # the store and the options from VOXKEEP_* settings
 
 
 class Concierge(Agent):

@@ -14,10 +14,10 @@ from typing import Protocol, TypeVar
 import asyncpg
 import pytest
 
-from agent.sim.openai_server import LocalService
-from agent.store import Store, open_store
-from agent.store.records import NewChat, NewMessage, Role
 from tests.pg import PgServer
+from voxkeep.sim.openai_server import LocalService
+from voxkeep.store import Store, open_store
+from voxkeep.store.records import NewChat, NewMessage, Role
 
 _ids = itertools.count(1)
 HERE = Path(__file__).parent
@@ -55,7 +55,7 @@ def pg_server() -> Iterator[PgServer]:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/agent.db"
+    return f"sqlite:///{tmp_path}/voxkeep.db"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -125,7 +125,7 @@ def msg(
 @pytest.fixture(autouse=True, scope="session")
 def _structured_logs() -> None:
     """Logs flow through the standard library as in production, so tests can read them."""
-    from agent.logs import configure_logging
+    from voxkeep.core.logs import configure_logging
 
     configure_logging("DEBUG")
 

@@ -1,4 +1,4 @@
-"""Factories a user would name in `AGENT_FACTORY` (docs/embedding.md), for the tests."""
+"""Factories a user would name in `VOXKEEP_FACTORY` (docs/embedding.md), for the tests."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-from agent.sim.openai_server import LocalService
+from voxkeep.sim.openai_server import LocalService
 
 Answer = int | Literal["hang"]
 

@@ -1,4 +1,4 @@
-"""`agentctl` history and db commands (docs/operations.md) on a real temporary database."""
+"""`voxkeepctl` history and db commands (docs/operations.md) on a real temporary database."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli.main import main
-from agent.store import ANY_OWNER, migrations, open_store
 from tests.conftest import chat, msg
+from voxkeep.cli.main import main
+from voxkeep.store import ANY_OWNER, migrations, open_store
 
-AGENTCTL = str(Path(sys.executable).with_name("agentctl"))
+VOXKEEPCTL = str(Path(sys.executable).with_name("voxkeepctl"))
 LATEST = len(migrations.load("sqlite"))
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -32,7 +32,7 @@ class Seeded:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Seeded:
-    url = f"sqlite:///{tmp_path}/agent.db"
+    url = f"sqlite:///{tmp_path}/voxkeep.db"
 
     async def seed() -> Seeded:
         store = await open_store(url)
@@ -86,7 +86,7 @@ def test_history_commands_on_an_unmigrated_database_say_to_migrate(
 ) -> None:
     code, out, err = run(capsys, "--db", f"sqlite:///{tmp_path}/new.db", "chats", "list")
     assert (code, out) == (1, "")
-    assert err.count("\n") == 1 and "agentctl db migrate" in err
+    assert err.count("\n") == 1 and "voxkeepctl db migrate" in err
     code, out, _ = run(capsys, "--db", f"sqlite:///{tmp_path}/new.db", "db", "check")
     assert code == 1 and "at schema version 0" in out
 
@@ -107,7 +107,7 @@ def test_version_is_the_installed_one(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0
-    assert capsys.readouterr().out == f"agentctl {importlib.metadata.version('agent')}\n"
+    assert capsys.readouterr().out == f"voxkeepctl {importlib.metadata.version('voxkeep')}\n"
 
 
 def test_chats_list_shows_a_table_and_json(db: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
@@ -241,29 +241,29 @@ def test_db_check_stats_and_backup(
     copy = Seeded(f"sqlite:///{target}", db.lisbon, db.porto, db.bobs)
     assert run_json(capsys, copy, "db", "stats")["messages"] == 5  # type: ignore[index]
     code, _, err = run(capsys, "--db", db.url, "db", "backup", str(target))
-    assert code == 1 and err == f"agentctl: {target} already exists\n"
+    assert code == 1 and err == f"voxkeepctl: {target} already exists\n"
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["chats", "show", "chat_nope"], "agentctl: no such chat: chat_nope\n"),
+        (["chats", "show", "chat_nope"], "voxkeepctl: no such chat: chat_nope\n"),
         (
             ["chats", "export", "chat_nope", "--format", "json"],
-            "agentctl: no such chat: chat_nope\n",
+            "voxkeepctl: no such chat: chat_nope\n",
         ),
-        (["chats", "rename", "chat_nope", "x"], "agentctl: no such chat: chat_nope\n"),
-        (["chats", "delete", "chat_nope"], "agentctl: no such chat: chat_nope\n"),
+        (["chats", "rename", "chat_nope", "x"], "voxkeepctl: no such chat: chat_nope\n"),
+        (["chats", "delete", "chat_nope"], "voxkeepctl: no such chat: chat_nope\n"),
         (
             ["chats", "prune", "--older-than", "soon"],
-            "agentctl: not a duration: 'soon' (use e.g. 90d, 12h, 30m)\n",
+            "voxkeepctl: not a duration: 'soon' (use e.g. 90d, 12h, 30m)\n",
         ),
-        (["chats", "list", "--limit", "0"], "agentctl: --limit must be between 1 and 1000\n"),
+        (["chats", "list", "--limit", "0"], "voxkeepctl: --limit must be between 1 and 1000\n"),
         (
             ["chats", "list", "--cursor", "bogus"],
-            "agentctl: cursor is not one this store gave out\n",
+            "voxkeepctl: cursor is not one this store gave out\n",
         ),
-        (["chats", "search", "?!"], "agentctl: a search needs at least one word\n"),
+        (["chats", "search", "?!"], "voxkeepctl: a search needs at least one word\n"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_1(
@@ -276,22 +276,22 @@ def test_a_rename_to_a_bad_title_changes_nothing(
     db: Seeded, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(capsys, "--db", db.url, "chats", "rename", db.porto, "x" * 101)
-    assert (code, err) == (1, "agentctl: a title has 1 to 100 characters\n")
+    assert (code, err) == (1, "voxkeepctl: a title has 1 to 100 characters\n")
     shown = run_json(capsys, db, "chats", "show", db.porto)
     assert shown["chat"]["title"] == "What's the weather in Porto?"  # type: ignore[index]
 
 
 def test_the_console_script_reports_usage_errors_with_exit_code_2(db: Seeded) -> None:
     done = subprocess.run(
-        [AGENTCTL, "chats", "frobnicate"], capture_output=True, text=True, timeout=60, check=False
+        [VOXKEEPCTL, "chats", "frobnicate"], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("agentctl chats: usage error:")
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("voxkeepctl chats: usage error:")
 
 
 def test_the_console_script_reports_bad_settings_in_one_line(db: Seeded) -> None:
     bad_url = subprocess.run(
-        [AGENTCTL, "--db", "mysql://x", "chats", "list"],
+        [VOXKEEPCTL, "--db", "mysql://x", "chats", "list"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -299,20 +299,20 @@ def test_the_console_script_reports_bad_settings_in_one_line(db: Seeded) -> None
     )
     assert (bad_url.returncode, bad_url.stderr) == (
         1,
-        "agentctl: AGENT_DB_URL must start with sqlite:/// or postgresql://\n",
+        "voxkeepctl: VOXKEEP_DB_URL must start with sqlite:/// or postgresql://\n",
     )
     bad_env = subprocess.run(
-        [AGENTCTL, "--db", db.url, "chats", "list"],
+        [VOXKEEPCTL, "--db", db.url, "chats", "list"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "AGENT_LOG_LEVEL": "LOUD"},
+        env={"PATH": "/usr/bin:/bin", "VOXKEEP_LOG_LEVEL": "LOUD"},
     )
-    assert bad_env.returncode == 1 and bad_env.stderr.startswith("agentctl: AGENT_LOG_LEVEL: ")
+    assert bad_env.returncode == 1 and bad_env.stderr.startswith("voxkeepctl: VOXKEEP_LOG_LEVEL: ")
     assert bad_env.stderr.count("\n") == 1
     ok = subprocess.run(
-        [AGENTCTL, "--json", "--db", db.url, "chats", "list"],
+        [VOXKEEPCTL, "--json", "--db", db.url, "chats", "list"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -342,6 +342,6 @@ def test_chats_delete_refuses_a_half_given_erasure_in_one_line(
     db: Seeded, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
     code, out, err = run(capsys, "--db", db.url, "chats", "delete", *argv)
-    assert (code, out) == (1, "") and err.count("\n") == 1 and err.startswith("agentctl: ")
+    assert (code, out) == (1, "") and err.count("\n") == 1 and err.startswith("voxkeepctl: ")
     listed = run_json(capsys, db, "chats", "list")
     assert isinstance(listed, dict) and len(listed["chats"]) == 3

@@ -1,4 +1,4 @@
-"""`agentctl`'s progress bars (docs/operations.md): a long prune, export or backup shows one on a
+"""`voxkeepctl`'s progress bars (docs/operations.md): a long prune, export or backup shows one on a
 terminal, and stays quiet under --json or when its output is piped."""
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.store import open_store
 from tests.conftest import chat, msg
+from voxkeep.store import open_store
 
-AGENTCTL = [sys.executable, "-m", "agent.cli.main"]
+VOXKEEPCTL = [sys.executable, "-m", "voxkeep.cli.main"]
 
 
 @pytest.fixture
 def long_chat(tmp_path: Path) -> tuple[str, str]:
     """A store with one 2,500-message chat and 40 old ended chats."""
-    url = f"sqlite:///{tmp_path}/agent.db"
+    url = f"sqlite:///{tmp_path}/voxkeep.db"
 
     async def seed() -> str:
         store = await open_store(url)
@@ -45,13 +45,13 @@ def long_chat(tmp_path: Path) -> tuple[str, str]:
 
 
 def on_terminal(*argv: str) -> tuple[int, bytes, bytes]:
-    """Run agentctl with stderr on a pseudo-terminal (stdout piped): exit code, stdout, and
+    """Run voxkeepctl with stderr on a pseudo-terminal (stdout piped): exit code, stdout, and
     what the terminal showed."""
     main, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))  # 100x30
     try:
         done = subprocess.run(
-            [*AGENTCTL, *argv], stdout=subprocess.PIPE, stderr=terminal, timeout=120
+            [*VOXKEEPCTL, *argv], stdout=subprocess.PIPE, stderr=terminal, timeout=120
         )
         os.close(terminal)
         shown = b""
@@ -69,7 +69,7 @@ def on_terminal(*argv: str) -> tuple[int, bytes, bytes]:
 
 
 def piped(*argv: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*AGENTCTL, *argv], capture_output=True, timeout=120)
+    return subprocess.run([*VOXKEEPCTL, *argv], capture_output=True, timeout=120)
 
 
 def test_export_shows_its_progress_on_a_terminal_only(

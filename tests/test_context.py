@@ -9,8 +9,8 @@ from typing import Any
 
 from livekit.agents import llm
 
-from agent.context import SUMMARY_PREFIX, Budget, estimate_tokens, rebuild
-from agent.store.records import Message, Role
+from voxkeep.call.context import SUMMARY_PREFIX, Budget, estimate_tokens, rebuild
+from voxkeep.store.records import Message, Role
 
 _seq = itertools.count(1)
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from livekit.agents.worker import ServerOptions
 
-from agent.settings import Settings, _variable
+from voxkeep.core.settings import Settings, _variable
 
 ROOT = Path(__file__).parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -47,25 +47,27 @@ def test_the_images_command_migrates_then_starts_the_worker_with_the_images_sett
     tmp_path: Path,
 ) -> None:
     env = image_env()
-    agent_vars = {k: v for k, v in env.items() if k.startswith("AGENT_")}
+    agent_vars = {k: v for k, v in env.items() if k.startswith("VOXKEEP_")}
     assert agent_vars and all(known(k) for k in agent_vars)
-    assert agent_vars["AGENT_DB_URL"].startswith("sqlite:////data/")  # on the volume
+    assert agent_vars["VOXKEEP_DB_URL"].startswith("sqlite:////data/")  # on the volume
     assert instruction("VOLUME") == ['["/data"]']
     # the CMD as written, with /data moved into a scratch folder and no LiveKit credentials
     (cmd,) = instruction("CMD")
     argv = yaml.safe_load(cmd)
-    assert argv[:2] == ["sh", "-c"] and "agentctl db migrate" in argv[2]
+    assert argv[:2] == ["sh", "-c"] and "voxkeepctl db migrate" in argv[2]
     run_env = {
-        **{k: v.replace("/data", str(tmp_path)) for k, v in env.items() if k.startswith("AGENT_")},
+        **{
+            k: v.replace("/data", str(tmp_path)) for k, v in env.items() if k.startswith("VOXKEEP_")
+        },
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "HOME": str(tmp_path),
     }
     done = subprocess.run(argv, env=run_env, capture_output=True, text=True, timeout=120,
                           cwd=tmp_path)  # fmt: skip
-    assert (tmp_path / "agent.db").exists()  # migrated first
+    assert (tmp_path / "voxkeep.db").exists()  # migrated first
     assert done.returncode == 1  # then the worker refused to start without credentials, in one line
     assert done.stderr.strip().splitlines()[-1] == (
-        "agent: set LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET, OPENAI_API_KEY "
+        "voxkeep: set LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET, OPENAI_API_KEY "
         "(or OPENAI_BASE_URL) in .env or the environment (see config/example.env)"
     )
 
@@ -76,17 +78,18 @@ def test_the_health_check_asks_the_port_the_worker_serves_under_start() -> None:
     assert instruction("EXPOSE") == [str(port)]
     (check,) = instruction("HEALTHCHECK")
     assert f"http://127.0.0.1:{port}/" in check
-    assert "python -m agent start" in instruction("CMD")[0]
+    assert "python -m voxkeep start" in instruction("CMD")[0]
 
 
 def test_model_files_are_fetched_at_build_time_as_the_worker_user() -> None:
-    assert "RUN python -m agent download-files" in DOCKERFILE
+    assert "RUN python -m voxkeep download-files" in DOCKERFILE
     lines = DOCKERFILE.splitlines()
     user = next(i for i, line in enumerate(lines) if line.startswith("USER "))
     download = next(i for i, line in enumerate(lines) if "download-files" in line)
-    assert lines[user] == "USER agent" and user < download  # non-root, and its cache is the user's
+    # non-root, and its cache is the user's
+    assert lines[user] == "USER voxkeep" and user < download
     assert instruction("FROM") == ["python:3.11-slim"]
-    done = subprocess.run([sys.executable, "-m", "agent", "download-files"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "voxkeep", "download-files"], capture_output=True,
                           timeout=120, cwd=ROOT)  # fmt: skip
     assert done.returncode == 0
 
@@ -121,7 +124,7 @@ def test_each_compose_example_runs_the_image_beside_livekit_with_settings_the_ag
         "ws://livekit:7880", "devkey", "secret"
     )  # fmt: skip
     for key in list(os.environ):
-        if key.startswith(("AGENT_", "LIVEKIT_", "OPENAI_")):
+        if key.startswith(("VOXKEEP_", "LIVEKIT_", "OPENAI_")):
             monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -129,7 +132,7 @@ def test_each_compose_example_runs_the_image_beside_livekit_with_settings_the_ag
     assert settings.missing_for_worker() == []
     if name == "compose.postgres.yaml":
         assert settings.db_url.startswith("postgresql://agent:")
-        assert agent["deploy"]["replicas"] > 1 and settings.name  # explicit dispatch by name
+        assert agent["deploy"]["replicas"] > 1 and settings.agent_name  # explicit dispatch by name
         assert agent["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 

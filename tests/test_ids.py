@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 
-from agent.ids import new_call_id, new_chat_id, uuid7
+from voxkeep.core.ids import new_call_id, new_chat_id, uuid7
 
 
 def test_ids_are_uuid7_hex_with_their_prefix() -> None:

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from agent.context import Budget
-from agent.resume import RESUME_ATTRIBUTE, requested_chat_id
-from agent.store.records import Message, Role
-from agent.summarize import INPUT_TOKENS, older_part, transcript
+from voxkeep.call.context import Budget
+from voxkeep.call.resume import requested_chat_id
+from voxkeep.call.summarize import INPUT_TOKENS, older_part, transcript
+from voxkeep.control.room import RESUME_ATTRIBUTE
+from voxkeep.store.records import Message, Role
 
 
 @pytest.mark.parametrize(

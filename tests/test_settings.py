@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agent import providers
-from agent.errors import ConfigError
-from agent.settings import Settings, _variable, load_settings
-from agent.store import migrations
+from voxkeep.core.errors import ConfigError
+from voxkeep.core.settings import Settings, _variable, load_settings
+from voxkeep.store import migrations
+from voxkeep.worker import providers
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "example.env"
 
@@ -29,12 +29,12 @@ def test_example_env_documents_every_variable_with_its_default() -> None:
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("AGENT_CONTROL_RATE", "fast"),
-        ("AGENT_CONTROL_BURST", "0"),
-        ("AGENT_LOG_FORMAT", "xml"),
-        ("AGENT_PROSODY", "maybe"),
-        ("AGENT_CONTEXT_TOKEN_BUDGET", "-5"),
-        ("AGENT_FACTORY", "myapp.voice.build"),
+        ("VOXKEEP_CONTROL_RATE", "fast"),
+        ("VOXKEEP_CONTROL_BURST", "0"),
+        ("VOXKEEP_LOG_FORMAT", "xml"),
+        ("VOXKEEP_PROSODY", "maybe"),
+        ("VOXKEEP_CONTEXT_TOKEN_BUDGET", "-5"),
+        ("VOXKEEP_FACTORY", "myapp.voice.build"),
     ],
 )
 def test_a_bad_value_fails_with_one_line_naming_the_variable(
@@ -51,17 +51,18 @@ def test_standard_variables_keep_their_names_and_secrets_stay_hidden(
 ) -> None:
     monkeypatch.setenv("LIVEKIT_URL", "wss://example.livekit.cloud")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret")
-    monkeypatch.setenv("AGENT_NAME", "concierge")
+    monkeypatch.setenv("VOXKEEP_AGENT_NAME", "concierge")
     settings = load_settings()
-    assert settings.livekit_url == "wss://example.livekit.cloud" and settings.name == "concierge"
+    assert settings.livekit_url == "wss://example.livekit.cloud"
+    assert settings.agent_name == "concierge"
     assert settings.openai_api_key.get_secret_value() == "sk-very-secret"
     assert "sk-very-secret" not in repr(settings) and "sk-very-secret" not in str(settings)
 
 
 def _worker(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "LIVEKIT_"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("VOXKEEP_", "LIVEKIT_"))}
     return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
+        [sys.executable, "-m", "voxkeep", *args],
         cwd=tmp_path,  # no .env there
         env={**clean, "PYTHONPATH": str(Path(__file__).parent.parent), **env},
         capture_output=True,
@@ -75,7 +76,7 @@ def test_the_worker_names_the_missing_livekit_settings_in_one_line(tmp_path: Pat
     done = _worker(tmp_path, "start", LIVEKIT_URL="ws://localhost:7880", OPENAI_API_KEY="sk-x")
     assert done.returncode == 1
     assert done.stderr == (
-        "agent: set LIVEKIT_API_KEY, LIVEKIT_API_SECRET in .env or the environment "
+        "voxkeep: set LIVEKIT_API_KEY, LIVEKIT_API_SECRET in .env or the environment "
         "(see config/example.env)\n"
     )
 
@@ -88,7 +89,7 @@ def test_the_worker_says_in_one_line_that_it_needs_model_credentials(
     done = _worker(tmp_path, command, LIVEKIT_API_SECRET="secret", **livekit)
     assert done.returncode == 1
     assert done.stderr == (
-        "agent: set OPENAI_API_KEY (or OPENAI_BASE_URL) in .env or the environment "
+        "voxkeep: set OPENAI_API_KEY (or OPENAI_BASE_URL) in .env or the environment "
         "(see config/example.env)\n"
     )
 
@@ -106,8 +107,10 @@ def test_a_factory_that_cannot_be_had_fails_at_start_in_one_line(
     tmp_path: Path, factory: str, said: str
 ) -> None:
     livekit = {"LIVEKIT_URL": "ws://localhost:7880", "LIVEKIT_API_KEY": "devkey"}
-    done = _worker(tmp_path, "start", LIVEKIT_API_SECRET="secret", AGENT_FACTORY=factory, **livekit)
-    assert (done.returncode, done.stderr) == (1, f"agent: AGENT_FACTORY: {said}\n")
+    done = _worker(
+        tmp_path, "start", LIVEKIT_API_SECRET="secret", VOXKEEP_FACTORY=factory, **livekit
+    )
+    assert (done.returncode, done.stderr) == (1, f"voxkeep: VOXKEEP_FACTORY: {said}\n")
 
 
 def test_the_worker_refuses_a_database_that_is_not_migrated(tmp_path: Path) -> None:
@@ -118,12 +121,12 @@ def test_the_worker_refuses_a_database_that_is_not_migrated(tmp_path: Path) -> N
         LIVEKIT_API_KEY="devkey",
         LIVEKIT_API_SECRET="secret",
         OPENAI_BASE_URL="http://127.0.0.1:9/v1",
-        AGENT_DB_URL=f"sqlite:///{tmp_path}/fresh.db",
+        VOXKEEP_DB_URL=f"sqlite:///{tmp_path}/fresh.db",
     )
     assert done.returncode == 1
     assert done.stderr == (
-        "agent: the database is at schema version 0, this worker needs "
-        f"{len(migrations.load('sqlite'))}: run `agentctl db migrate`\n"
+        "voxkeep: the database is at schema version 0, this worker needs "
+        f"{len(migrations.load('sqlite'))}: run `voxkeepctl db migrate`\n"
     )
 
 
@@ -140,23 +143,23 @@ LIVEKIT = {"LIVEKIT_URL": "ws://localhost:7880", "LIVEKIT_API_KEY": "devkey"}
 @pytest.mark.parametrize(
     ("env", "said"),
     [
-        ({"AGENT_STT": "deepgram"}, "set DEEPGRAM_API_KEY in .env or the environment "
+        ({"VOXKEEP_STT": "deepgram"}, "set DEEPGRAM_API_KEY in .env or the environment "
          "(see config/example.env)"),
-        ({"AGENT_TTS": "elevenlabs"}, "set ELEVEN_API_KEY in .env or the environment "
+        ({"VOXKEEP_TTS": "elevenlabs"}, "set ELEVEN_API_KEY in .env or the environment "
          "(see config/example.env)"),
-        ({"AGENT_REALTIME_MODEL": "gpt-realtime", "AGENT_TTS": "cartesia"},
-         "AGENT_TTS=cartesia cannot go with AGENT_REALTIME_MODEL: a realtime model hears, "
+        ({"VOXKEEP_REALTIME_MODEL": "gpt-realtime", "VOXKEEP_TTS": "cartesia"},
+         "VOXKEEP_TTS=cartesia cannot go with VOXKEEP_REALTIME_MODEL: a realtime model hears, "
          "speaks and detects turns itself"),
-        ({"AGENT_REALTIME_MODEL": "gpt-realtime", "AGENT_TURN_DETECTION": "model"},
-         "AGENT_TURN_DETECTION=model cannot go with AGENT_REALTIME_MODEL: a realtime model "
+        ({"VOXKEEP_REALTIME_MODEL": "gpt-realtime", "VOXKEEP_TURN_DETECTION": "model"},
+         "VOXKEEP_TURN_DETECTION=model cannot go with VOXKEEP_REALTIME_MODEL: a realtime model "
          "hears, speaks and detects turns itself"),
-        ({"AGENT_TURN_DETECTION": "multilingual"},
-         "AGENT_TURN_DETECTION=multilingual: livekit/turn-detector onnx/model_q8.onnx "
-         "(revision v0.4.1-intl) is not on this machine: run `python -m agent download-files`"),
-        ({"AGENT_TURN_DETECTION": "english"},
-         "AGENT_TURN_DETECTION=english: livekit/turn-detector onnx/model_q8.onnx "
-         "(revision v1.2.2-en) is not on this machine: run `python -m agent download-files`"),
-        ({"AGENT_TURN_DETECTION": "sometimes"}, "AGENT_TURN_DETECTION: Input should be "
+        ({"VOXKEEP_TURN_DETECTION": "multilingual"},
+         "VOXKEEP_TURN_DETECTION=multilingual: livekit/turn-detector onnx/model_q8.onnx "
+         "(revision v0.4.1-intl) is not on this machine: run `python -m voxkeep download-files`"),
+        ({"VOXKEEP_TURN_DETECTION": "english"},
+         "VOXKEEP_TURN_DETECTION=english: livekit/turn-detector onnx/model_q8.onnx "
+         "(revision v1.2.2-en) is not on this machine: run `python -m voxkeep download-files`"),
+        ({"VOXKEEP_TURN_DETECTION": "sometimes"}, "VOXKEEP_TURN_DETECTION: Input should be "
          "'vad', 'model', 'multilingual' or 'english'"),
     ],
 )  # fmt: skip
@@ -166,7 +169,7 @@ def test_models_the_settings_cannot_have_fail_at_start_in_one_line(
     hugging_face = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}  # an empty cache
     done = _worker(tmp_path, "start", LIVEKIT_API_SECRET="secret", OPENAI_API_KEY="sk-x",
                    **LIVEKIT, **hugging_face, **env)  # fmt: skip
-    assert (done.returncode, done.stderr) == (1, f"agent: {said}\n")
+    assert (done.returncode, done.stderr) == (1, f"voxkeep: {said}\n")
 
 
 @pytest.mark.parametrize(
@@ -187,8 +190,8 @@ def test_a_provider_whose_extra_is_not_installed_is_named_with_the_command_that_
     with pytest.raises(ConfigError) as missing:
         providers.check(settings)
     assert str(missing.value) == (
-        f"AGENT_{variable.upper()}={value} needs livekit-plugins-{extra}: "
-        f"pip install 'agent[{extra}]'"
+        f"VOXKEEP_{variable.upper()}={value} needs livekit-plugins-{extra}: "
+        f"pip install 'voxkeep[{extra}]'"
     )
 
 
@@ -196,7 +199,7 @@ def test_download_files_fetches_the_model_of_the_turn_detector_named_and_no_othe
     tmp_path: Path,
 ) -> None:
     offline = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}  # nothing leaves here
-    named = _worker(tmp_path, "download-files", AGENT_TURN_DETECTION="multilingual", **offline)
+    named = _worker(tmp_path, "download-files", VOXKEEP_TURN_DETECTION="multilingual", **offline)
     said = " ".join((named.stdout + named.stderr).split())
     assert "Downloading files for livekit.plugins.turn_detector" in said
     assert named.returncode == 1  # offline, the fetch fails: said by LiveKit's CLI

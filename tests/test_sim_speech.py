@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.errors import InvalidInput
-from agent.sim.speech import ESPEAK_RATE, ClipRecognizer, espeak, read_wav, resample, write_wav
+from voxkeep.core.errors import InvalidInput
+from voxkeep.sim.speech import ESPEAK_RATE, ClipRecognizer, espeak, read_wav, resample, write_wav
 
 TEXTS = [
     "I'd like to plan a trip to Lisbon.",

@@ -1,4 +1,4 @@
-"""`agentctl simulate` (docs/simulate.md): a scripted two-call conversation, offline, end to end;
+"""`voxkeepctl simulate` (docs/simulate.md): a scripted two-call conversation, offline, end to end;
 the second call resumes the chat the first one hung up in (docs/resume.md)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli.main import main
-from agent.sim.speech import ESPEAK_RATE, espeak, resample, write_wav
-from agent.store import ANY_OWNER, open_store
+from voxkeep.cli.main import main
+from voxkeep.sim.speech import ESPEAK_RATE, espeak, resample, write_wav
+from voxkeep.store import ANY_OWNER, open_store
 
 SCRIPT = """
 caller: alice
@@ -40,8 +40,8 @@ calls:
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AGENT_JOURNAL_DIR", str(tmp_path / "journal"))
-    monkeypatch.setenv("AGENT_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("VOXKEEP_JOURNAL_DIR", str(tmp_path / "journal"))
+    monkeypatch.setenv("VOXKEEP_LOG_LEVEL", "WARNING")
     return tmp_path
 
 

@@ -13,11 +13,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracerProvider
 
-from agent.control.dispatcher import Dispatcher
-from agent.instrument import measured
-from agent.store import Store
 from tests.conftest import chat, msg
 from tests.control.test_dispatcher import CALLER, StoreSwitcher
+from voxkeep.call.instrument import measured
+from voxkeep.control.dispatcher import Dispatcher
+from voxkeep.store import Store
 
 
 @pytest.fixture
@@ -41,11 +41,11 @@ async def test_commits_and_commands_become_spans(store: Store, spans: InMemorySp
 
     finished = spans.get_finished_spans()
     assert [s.name for s in finished] == [
-        "agent.store.write", "agent.control.command", "agent.control.command",
-        "agent.store.rename_chat",
+        "voxkeep.store.write", "voxkeep.control.command", "voxkeep.control.command",
+        "voxkeep.store.rename_chat",
     ]  # fmt: skip
-    commands = [dict(s.attributes or {}) for s in finished if s.name == "agent.control.command"]
-    assert [(a["agent.control.type"], a["agent.control.code"]) for a in commands] == [
+    commands = [dict(s.attributes or {}) for s in finished if s.name == "voxkeep.control.command"]
+    assert [(a["voxkeep.control.type"], a["voxkeep.control.code"]) for a in commands] == [
         ("ping", "ok"), ("unknown", "bad_request"),
     ]  # fmt: skip
     assert "Lisbon" not in repr([dict(s.attributes or {}) for s in finished])

@@ -1,4 +1,5 @@
-"""The reference web app's server (agent/webapp.py): tokens minted on the server for a room of
+"""The reference web app's server (voxkeep/local/webapp.py): tokens minted on the server for a
+room of
 their own, a caller's history and no one else's, and a clear error for bad input."""
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from livekit import api
 from pydantic import SecretStr
 
-from agent.resume import RESUME_ATTRIBUTE
-from agent.settings import Settings
-from agent.store import Store
-from agent.webapp import build_app
 from tests.conftest import chat, msg
+from voxkeep.control.room import RESUME_ATTRIBUTE
+from voxkeep.core.settings import Settings
+from voxkeep.local.webapp import build_app
+from voxkeep.store import Store
 
 Client = TestClient[web.Request, web.Application]
 KEY, SECRET = "devkey", "a-secret-of-the-servers-own-32-chars"

@@ -14,12 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent import webhooks
-from agent.store import ANY_OWNER, Store
-from agent.store.records import CallEnded, NewCall
-from agent.sweeper import sweep
 from tests.conftest import Serve, chat, msg
 from tests.receiver import Receiver
+from voxkeep.jobs import webhooks
+from voxkeep.jobs.sweeper import sweep
+from voxkeep.store import ANY_OWNER, Store
+from voxkeep.store.records import CallEnded, NewCall
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec-test-0123456789"
@@ -107,12 +107,12 @@ async def test_deliveries_are_signed_as_the_docs_say_and_verify_with_their_examp
     verify = documented_verify()
     assert [d.event["type"] for d in receiver.got] == ["chat.started", "call.ended", "chat.ended"]
     for delivery in receiver.got:
-        signature = delivery.headers["Agent-Webhook-Signature"]
+        signature = delivery.headers["Voxkeep-Webhook-Signature"]
         assert verify(SECRET, signature, delivery.body)
         assert not verify("another-secret", signature, delivery.body)
         assert not verify(SECRET, signature, delivery.body.replace(b"alice", b"mallet"))
-        assert delivery.headers["Agent-Webhook-Id"] == delivery.event["id"]
-        assert delivery.headers["Agent-Webhook-Type"] == delivery.event["type"]
+        assert delivery.headers["Voxkeep-Webhook-Id"] == delivery.event["id"]
+        assert delivery.headers["Voxkeep-Webhook-Type"] == delivery.event["type"]
         assert delivery.event["data"]["chat_id"] == chat_id
     stale = "t=1000000000," + signature.split(",")[1]
     assert not verify(SECRET, stale, receiver.got[-1].body)  # an old request replayed
@@ -135,7 +135,7 @@ async def test_500s_timeouts_and_an_unreachable_receiver_are_retried_under_the_s
             (event,) = await store.take_events(now=time.time() + 60, lease_s=0, limit=10)
             await deliverer._attempt(http, event)
     assert [d.status for d in flaky.got] == [500, None, 503, 200]
-    assert len({d.headers["Agent-Webhook-Id"] for d in flaky.got}) == 1
+    assert len({d.headers["Voxkeep-Webhook-Id"] for d in flaky.got}) == 1
     assert len({d.body for d in flaky.got}) == 1  # the same bytes every time
     assert len(steady.got) == 1  # acknowledged once, then left alone
     (left,) = await store.take_events(now=time.time() + 60, lease_s=0, limit=10)

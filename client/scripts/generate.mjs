@@ -1,5 +1,5 @@
 // The protocol's TypeScript types, generated from the JSON Schema the agent exports from its
-// own models (`agentctl protocol schema > client/schema/protocol.schema.json`).
+// own models (`voxkeepctl protocol schema > client/schema/protocol.schema.json`).
 //   node scripts/generate.mjs          writes src/protocol.ts
 //   node scripts/generate.mjs --check  fails when src/protocol.ts is not what the schema gives
 import { readFile, writeFile } from "node:fs/promises";

@@ -23,7 +23,7 @@ import {
 export interface AgentControlOptions {
   /** How commands travel: RPC (the default) or reliable data packets on `topic`. */
   transport?: "rpc" | "data";
-  /** The control topic (the agent's `AGENT_CONTROL_TOPIC`). */
+  /** The control topic (the agent's `VOXKEEP_CONTROL_TOPIC`). */
   topic?: string;
   /** How long one attempt waits for its reply, and for the agent to be ready. */
   timeoutMs?: number;
@@ -153,7 +153,7 @@ export class AgentControl {
     return () => this.startedListeners.delete(listener);
   }
 
-  /** The agent's identity, once it takes commands (its `agent.chat_id` is set). */
+  /** The agent's identity, once it takes commands (its `voxkeep.chat_id` is set). */
   async ready(timeoutMs = this.timeoutMs): Promise<string> {
     const found = this.readyAgent();
     if (found !== undefined) return found.identity;

@@ -3,10 +3,10 @@
  * stand-in of the same shape.
  */
 
-export const RPC_METHOD = "agent.control";
-export const DEFAULT_TOPIC = "agent.control";
+export const RPC_METHOD = "voxkeep.control";
+export const DEFAULT_TOPIC = "voxkeep.control";
 /** The agent participant's attribute that names the current chat. */
-export const CHAT_ATTRIBUTE = "agent.chat_id";
+export const CHAT_ATTRIBUTE = "voxkeep.chat_id";
 
 export interface ControlParticipant {
   readonly identity: string;

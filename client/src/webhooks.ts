@@ -1,12 +1,12 @@
 /**
  * Checking a webhook request from the agent (docs/webhooks.md), in the team's backend: the
- * `Agent-Webhook-Signature` header is `t=<unix seconds>,v1=<hex HMAC-SHA256>`, keyed with
- * `AGENT_WEBHOOK_SECRET`, over the timestamp, a full stop and the raw body. Web Crypto only, so
+ * `Voxkeep-Webhook-Signature` header is `t=<unix seconds>,v1=<hex HMAC-SHA256>`, keyed with
+ * `VOXKEEP_WEBHOOK_SECRET`, over the timestamp, a full stop and the raw body. Web Crypto only, so
  * it runs on Node 18+, Deno, Bun and edge runtimes alike.
  */
 
 /** The header the agent signs each webhook request in. */
-export const SIGNATURE_HEADER = "Agent-Webhook-Signature";
+export const SIGNATURE_HEADER = "Voxkeep-Webhook-Signature";
 
 export interface VerifyOptions {
   /** How far the signature's time may be from `now`, in seconds (300). */

@@ -28,7 +28,7 @@ describe("commands over RPC", () => {
 
     expect(reply).toMatchObject({ type: "new_chat.ok", saved_chat_id: "chat_a", chat_id: "chat_b" });
     const [call] = room.rpcCalls;
-    expect(call).toMatchObject({ destinationIdentity: "agent-1", method: "agent.control" });
+    expect(call).toMatchObject({ destinationIdentity: "agent-1", method: "voxkeep.control" });
     const request = JSON.parse(call?.payload ?? "") as Record<string, unknown>;
     expect(request).toEqual({ v: 1, id: reply.re, type: "new_chat" });
   });
@@ -71,7 +71,7 @@ describe("commands over RPC", () => {
     const ping = control.ping();
     await Promise.resolve();
     expect(room.rpcCalls).toEqual([]);
-    room.setAttribute(agent, "agent.chat_id", "chat_a");
+    room.setAttribute(agent, "voxkeep.chat_id", "chat_a");
 
     expect(await ping).toMatchObject({ type: "ping.ok", chat_id: "chat_a" });
   });
@@ -219,7 +219,7 @@ describe("commands over data packets", () => {
     const stranger = room.join(new Participant("mallory"));
     room.answer = (request) => {
       room.fromAgent(ok({ id: "someone-else", type: "ping" }, { chat_id: "x" })); // not ours
-      room.fromAgent(ok(request, { chat_id: "forged" }), "agent.control", stranger); // not the agent
+      room.fromAgent(ok(request, { chat_id: "forged" }), "voxkeep.control", stranger); // not the agent
       room.fromAgent(ok(request, { chat_id: "elsewhere" }), "other.topic"); // another topic
       return ok(request, { saved_chat_id: "chat_a", chat_id: "chat_b" });
     };
@@ -230,7 +230,7 @@ describe("commands over data packets", () => {
     expect(reply.chat_id).toBe("chat_b");
     expect(room.rpcCalls).toEqual([]);
     expect(room.sent).toHaveLength(1);
-    expect(room.sent[0]?.options).toEqual({ reliable: true, topic: "agent.control", destinationIdentities: ["agent-1"] });
+    expect(room.sent[0]?.options).toEqual({ reliable: true, topic: "voxkeep.control", destinationIdentities: ["agent-1"] });
   });
 
   it("ties an error the agent could not tie to an id to the one request in flight", async () => {
@@ -282,10 +282,10 @@ describe("the current chat", () => {
     expect(control.chatId).toBe("chat_a");
     const event = { v: 1, type: "chat.started", chat_id: "chat_b", resumed: true, message_count: 4 };
     room.fromAgent(event);
-    room.setAttribute(agent, "agent.chat_id", "chat_c");
-    room.fromAgent({ ...event, chat_id: "chat_d" }, "agent.control", room.join(new Participant("mallory")));
+    room.setAttribute(agent, "voxkeep.chat_id", "chat_c");
+    room.fromAgent({ ...event, chat_id: "chat_d" }, "voxkeep.control", room.join(new Participant("mallory")));
     unsubscribe();
-    room.setAttribute(agent, "agent.chat_id", "chat_e");
+    room.setAttribute(agent, "voxkeep.chat_id", "chat_e");
 
     expect(seen.map((state) => state.chatId)).toEqual(["chat_b", "chat_c"]);
     expect(seen[0]?.started).toEqual(event);

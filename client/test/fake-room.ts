@@ -71,7 +71,7 @@ export class FakeRoom implements ControlRoom {
   }
 
   /** A packet on `topic` from the agent (the first agent in the room) or `from`. */
-  fromAgent(message: unknown, topic = "agent.control", from?: Participant): void {
+  fromAgent(message: unknown, topic = "voxkeep.control", from?: Participant): void {
     const sender = from ?? [...this.remoteParticipants.values()].find((p) => p.isAgent);
     const data = new TextEncoder().encode(typeof message === "string" ? message : JSON.stringify(message));
     this.emit("dataReceived", data, sender, undefined, topic);

@@ -1,4 +1,4 @@
-// The console API (agentctl serve, docs/console.md). Every call carries the operator's bearer
+// The console API (voxkeepctl serve, docs/console.md). Every call carries the operator's bearer
 // token, kept for this tab only (sessionStorage), never in a URL.
 export interface Chat {
   id: string;
@@ -70,7 +70,7 @@ export class ApiError extends Error {
   }
 }
 
-const TOKEN_KEY = "agent-console-token";
+const TOKEN_KEY = "voxkeep-console-token";
 
 export function savedToken(): string | null {
   return sessionStorage.getItem(TOKEN_KEY);

@@ -28,16 +28,16 @@ from livekit.agents.voice.events import ConversationItemAddedEvent
 from livekit.plugins import silero
 from pydantic import SecretStr
 
-from agent import providers as models
-from agent.capture import Capture
-from agent.history import open_writer
-from agent.logs import configure_logging
-from agent.settings import Settings
-from agent.sim.call import SimCall
-from agent.sim.io import MIC_RATE
-from agent.sim.speech import ESPEAK_RATE, espeak, resample
-from agent.store import open_store
-from agent.store.records import Record
+from voxkeep.call.capture import Capture
+from voxkeep.call.history import open_writer
+from voxkeep.core.logs import configure_logging
+from voxkeep.core.settings import Settings
+from voxkeep.sim.audio import MIC_RATE
+from voxkeep.sim.call import SimCall
+from voxkeep.sim.speech import ESPEAK_RATE, espeak, resample
+from voxkeep.store import open_store
+from voxkeep.store.records import Record
+from voxkeep.worker import providers as models
 
 SAID = [
     "I'd like to plan a trip to Lisbon.",
@@ -62,9 +62,9 @@ async def one_call(
     folder: Path, turns: int, *, capture: bool, realtime: bool
 ) -> dict[str, list[float]]:
     server, url = await (
-        stand_in("agent.sim.realtime_server", *SAID)
+        stand_in("tests.support.realtime_server", *SAID)
         if realtime
-        else stand_in("agent.sim.openai_server", str(MIC_RATE), *SAID)
+        else stand_in("voxkeep.sim.openai_server", str(MIC_RATE), *SAID)
     )
     name = f"{'realtime' if realtime else 'pipeline'}-{'on' if capture else 'off'}"
     settings = Settings(

@@ -23,10 +23,10 @@ from typing import Any
 
 from _common import loop_lag, percentile, print_table
 
-from agent.control.dispatcher import Dispatcher, Sender
-from agent.logs import configure_logging
-from agent.store import Store, open_store
-from agent.store.records import NewChat, NewMessage
+from voxkeep.control.dispatcher import Dispatcher, Sender
+from voxkeep.core.logs import configure_logging
+from voxkeep.store import Store, open_store
+from voxkeep.store.records import NewChat, NewMessage
 
 CALLER = Sender("alice")
 _ids = itertools.count()

@@ -29,11 +29,11 @@ from pathlib import Path
 import psutil
 from _common import percentile, print_table
 
-from agent.livekit_server import LocalServer, find_binary, pinned_version
-from agent.sim.caller import Caller, token
-from agent.sim.processes import ModelServer, Worker, clean_env, free_port
-from agent.sim.speech import Voice
-from agent.store import ANY_OWNER, Store, open_store
+from tests.support.caller import Caller, token
+from tests.support.processes import ModelServer, Worker, clean_env, free_port
+from voxkeep.local.livekit_server import LocalServer, find_binary, pinned_version
+from voxkeep.sim.speech import Voice
+from voxkeep.store import ANY_OWNER, Store, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("live_worker.py")
@@ -58,7 +58,7 @@ def ratio(ours: list[float], floor: list[float]) -> str:
 class Bench:
     def __init__(self, server: LocalServer, model: ModelServer, folder: Path) -> None:
         self.server, self.model, self.folder = server, model, folder
-        self.db_url = f"sqlite:///{folder}/agent.db"
+        self.db_url = f"sqlite:///{folder}/voxkeep.db"
 
     @contextlib.asynccontextmanager
     async def worker(self, mode: str, **settings: str) -> AsyncIterator[Worker]:
@@ -69,11 +69,11 @@ class Bench:
             LIVEKIT_API_SECRET=self.server.api_secret,
             OPENAI_BASE_URL=self.model.base_url,
             OPENAI_API_KEY="bench",
-            AGENT_DB_URL=self.db_url,
-            AGENT_JOURNAL_DIR=str(folder / "journal"),
-            AGENT_HTTP_HOST="127.0.0.1",
-            AGENT_HTTP_PORT=str(free_port()),
-            AGENT_LOAD_THRESHOLD="inf",  # measure the load, never shed it
+            VOXKEEP_DB_URL=self.db_url,
+            VOXKEEP_JOURNAL_DIR=str(folder / "journal"),
+            VOXKEEP_HTTP_HOST="127.0.0.1",
+            VOXKEEP_HTTP_PORT=str(free_port()),
+            VOXKEEP_LOAD_THRESHOLD="inf",  # measure the load, never shed it
             **settings,
         )
         worker = Worker(env, folder / "worker.log", program=[str(WORKER), mode])
@@ -190,7 +190,7 @@ async def cpu_per_call(
     """The worker's CPU per call (a share of one core) over `window` seconds of continuous
     turns by up to `callers` callers at once; the turns answered and missed; the callers left
     out because one got no agent within 30 s (the machine is full: nobody more joins)."""
-    settings = {"AGENT_IDLE_PROCESSES": str(min(callers, 4)), "AGENT_DRAIN_TIMEOUT_S": "5"}
+    settings = {"VOXKEEP_IDLE_PROCESSES": str(min(callers, 4)), "VOXKEEP_DRAIN_TIMEOUT_S": "5"}
     async with bench.worker(mode, **settings) as worker:
         people: list[Caller] = []
         for i in range(callers):  # one after another, as calls arrive
@@ -224,13 +224,13 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
     server.start()
     model = ModelServer()
     await model.start()
-    store = await open_store(f"sqlite:///{folder}/agent.db")
+    store = await open_store(f"sqlite:///{folder}/voxkeep.db")
     await store.migrate()
     try:
         for text in SAID:
             await model.learn(text, Voice())
         bench = Bench(server, model, folder)
-        fast = {"AGENT_CONTROL_RATE": "10000", "AGENT_CONTROL_BURST": "10000"}
+        fast = {"VOXKEEP_CONTROL_RATE": "10000", "VOXKEEP_CONTROL_BURST": "10000"}
         async with bench.worker("ours", **fast):
             caller = await bench.caller("alice")
             trips = await round_trips(caller, args.rounds)

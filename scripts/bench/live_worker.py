@@ -1,4 +1,5 @@
-"""The worker `live.py` measures, as its own process: ours (`agent.server.entrypoint`), or a bare
+"""The worker `live.py` measures, as its own process: ours (`voxkeep.worker.server.entrypoint`),
+or a bare
 LiveKit agent with the same session factory, providers and VAD and nothing of ours (no capture,
 prosody, control, resume or store). Both answer a bare RPC echo on the agent participant, the
 floor for the control round trip.
@@ -13,10 +14,10 @@ import sys
 from livekit import rtc
 from livekit.agents import Agent, JobContext, cli
 
-from agent import providers as models
-from agent.logs import configure_logging
-from agent.server import build_server, build_session, entrypoint
-from agent.settings import load_settings
+from voxkeep.core.logs import configure_logging
+from voxkeep.core.settings import load_settings
+from voxkeep.worker import providers as models
+from voxkeep.worker.server import build_server, build_session, entrypoint
 
 ECHO = "bench.echo"
 
@@ -42,5 +43,5 @@ async def bare(ctx: JobContext) -> None:
 if __name__ == "__main__":
     mode = sys.argv.pop(1)
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)  # as `python -m agent` does
+    configure_logging(settings.log_level, settings.log_format)  # as `python -m voxkeep` does
     cli.run_app(build_server(settings, ours if mode == "ours" else bare))

@@ -29,9 +29,9 @@ import parselmouth
 from _common import percentile, print_table
 from parselmouth.praat import call
 
-from agent.plugins.prosody.analysis import analyze, summarize_span
-from agent.plugins.prosody.tracker import Tracker
-from agent.sim.speech import ESPEAK_RATE, espeak, resample
+from voxkeep.prosody.analysis import analyze, summarize_span
+from voxkeep.prosody.tracker import Tracker
+from voxkeep.sim.speech import ESPEAK_RATE, espeak, resample
 
 Floats = npt.NDArray[np.float64]
 SENTENCES = [

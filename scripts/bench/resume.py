@@ -24,13 +24,13 @@ from typing import Any
 from _common import percentile, print_table
 from agents import SQLiteSession
 
-from agent.context import Budget
-from agent.ids import new_call_id, new_chat_id
-from agent.logs import configure_logging
-from agent.resume import load
-from agent.store import open_store
-from agent.store.base import Store
-from agent.store.records import NewCall, NewChat, NewMessage, Record
+from voxkeep.call.context import Budget
+from voxkeep.call.resume import load
+from voxkeep.core.ids import new_call_id, new_chat_id
+from voxkeep.core.logs import configure_logging
+from voxkeep.store import open_store
+from voxkeep.store.base import Store
+from voxkeep.store.records import NewCall, NewChat, NewMessage, Record
 
 SIZES = (100, 1_000, 10_000)
 TEXT = "I'd like to plan a trip to Lisbon in May, somewhere near the river if possible."
@@ -76,7 +76,7 @@ async def ours(store: Store, owner: str) -> tuple[int, float, float]:
 
 
 async def run(folder: Path, repeats: int) -> list[list[Any]]:
-    store = await open_store(f"sqlite:///{folder}/agent.db")
+    store = await open_store(f"sqlite:///{folder}/voxkeep.db")
     await store.migrate()
     rows = []
     for size in SIZES:

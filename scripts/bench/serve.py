@@ -1,4 +1,4 @@
-"""Console benchmark (docs/benchmarks.md): the real `agentctl serve` over a store of 1,000 chats
+"""Console benchmark (docs/benchmarks.md): the real `voxkeepctl serve` over a store of 1,000 chats
 and 100,000 messages, one of them a 10,000-message chat. In one run:
 
 - requests per second, p50 and p99 for the chat list, a chat page (the chat and its first 200
@@ -24,9 +24,9 @@ from pathlib import Path
 import aiohttp
 from _common import percentile, print_table
 
-from agent.sim.processes import free_port
-from agent.store import open_store
-from agent.store.records import NewChat, NewMessage
+from tests.support.processes import free_port
+from voxkeep.store import open_store
+from voxkeep.store.records import NewChat, NewMessage
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -100,7 +100,7 @@ async def first_screen(browser: Browser, base: str, chat_id: str, repeats: int) 
     for n in range(repeats):
         await browser.do("goto", url=f"{base}/")
         await browser.do(
-            "evaluate", expression=f"sessionStorage.setItem('agent-console-token', '{TOKEN}')"
+            "evaluate", expression=f"sessionStorage.setItem('voxkeep-console-token', '{TOKEN}')"
         )
         start = time.perf_counter()
         await browser.do("goto", url=f"{base}/?visit={n}#{chat_id}")  # a fresh page load
@@ -128,7 +128,7 @@ async def main() -> None:
 
     server = None
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/agent.db"
+        url = f"sqlite:///{tmp}/voxkeep.db"
         if args.db == "postgres-local":
             from tests.pg import PgServer
 
@@ -147,9 +147,9 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> None:
     await seed(url, args.chats, args.messages)
     print(f"  seeded in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     port = free_port()
-    env = {**os.environ, "AGENT_DB_URL": url, "AGENT_CONSOLE_TOKENS": f"admin:{TOKEN}"}
+    env = {**os.environ, "VOXKEEP_DB_URL": url, "VOXKEEP_CONSOLE_TOKENS": f"admin:{TOKEN}"}
     serving = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.cli.main", "serve", "--port", str(port), env=env,
+        sys.executable, "-m", "voxkeep.cli.main", "serve", "--port", str(port), env=env,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

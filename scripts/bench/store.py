@@ -40,10 +40,10 @@ from _common import loop_lag, percentile, print_table
 from agents import SQLiteSession
 from agents.extensions.memory import AsyncSQLiteSession
 
-from agent.logs import configure_logging
-from agent.store import ANY_OWNER, open_store
-from agent.store.records import NewChat, NewMessage
-from agent.store.writer import Writer
+from voxkeep.core.logs import configure_logging
+from voxkeep.store import ANY_OWNER, open_store
+from voxkeep.store.records import NewChat, NewMessage
+from voxkeep.store.writer import Writer
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = "I'd like to plan a trip to Lisbon in May with the kids, somewhere near the river please."

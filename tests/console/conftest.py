@@ -1,4 +1,4 @@
-"""The console's process for the tests: `agentctl serve` on a seeded SQLite store, started as
+"""The console's process for the tests: `voxkeepctl serve` on a seeded SQLite store, started as
 an operator starts it (docs/console.md)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from agent.sim.processes import free_port
-from agent.store import Store, open_store
-from agent.store.records import NewChat, NewMessage
+from tests.support.processes import free_port
+from voxkeep.store import Store, open_store
+from voxkeep.store.records import NewChat, NewMessage
 
 READ, ADMIN = "read-token-0123456789abcdef", "admin-token-0123456789abcdef"
 TURNS = [
@@ -67,15 +67,19 @@ async def seed(store: Store) -> None:
 
 @pytest.fixture
 async def console(tmp_path: Path) -> AsyncIterator[tuple[str, Store]]:
-    """`agentctl serve` on a seeded store, as an operator starts it; its URL and the store."""
-    url = f"sqlite:///{tmp_path}/agent.db"
+    """`voxkeepctl serve` on a seeded store, as an operator starts it; its URL and the store."""
+    url = f"sqlite:///{tmp_path}/voxkeep.db"
     store = await open_store(url)
     await store.migrate()
     await seed(store)
     port = free_port()
-    env = {**os.environ, "AGENT_DB_URL": url, "AGENT_CONSOLE_TOKENS": f"read:{READ},admin:{ADMIN}"}
+    env = {
+        **os.environ,
+        "VOXKEEP_DB_URL": url,
+        "VOXKEEP_CONSOLE_TOKENS": f"read:{READ},admin:{ADMIN}",
+    }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.cli.main", "serve", "--port", str(port), env=env,
+        sys.executable, "-m", "voxkeep.cli.main", "serve", "--port", str(port), env=env,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -16,13 +16,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from agent.console.api import create_app
-from agent.console.auth import ConsoleToken
-from agent.sim.caller import wait_until
-from agent.sim.processes import free_port
-from agent.store import Store
-from agent.store.records import NewMessage
 from tests.conftest import chat, msg
+from tests.support.caller import wait_until
+from tests.support.processes import free_port
+from voxkeep.console.api import create_app
+from voxkeep.console.auth import ConsoleToken
+from voxkeep.store import Store
+from voxkeep.store.records import NewMessage
 
 READ, ADMIN = "read-token-0123456789abcdef", "admin-token-0123456789abcdef"
 TOKENS = [ConsoleToken("read", READ), ConsoleToken("admin", ADMIN)]
@@ -34,7 +34,7 @@ PROSODY = {
 
 
 class Client:
-    """The API over loopback, served by uvicorn as `agentctl serve` serves it."""
+    """The API over loopback, served by uvicorn as `voxkeepctl serve` serves it."""
 
     def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
         self.http, self.base = http, base

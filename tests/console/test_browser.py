@@ -1,4 +1,4 @@
-"""The console in Debian's Chromium (playwright-core), served by a real `agentctl serve`
+"""The console in Debian's Chromium (playwright-core), served by a real `voxkeepctl serve`
 process: sign in, search for a word, open the chat, see the transcript and the prosody plot
 drawn, export, be refused a delete with a read-only token, and delete as admin."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import NotFound
-from agent.store import ANY_OWNER, Store
 from tests.console.conftest import ADMIN, READ
 from tests.live.browser import Browser
+from voxkeep.core.errors import NotFound
+from voxkeep.store import ANY_OWNER, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-output" / "console"

@@ -1,4 +1,4 @@
-"""The console API against its own OpenAPI description (schemathesis, on the real `agentctl
+"""The console API against its own OpenAPI description (schemathesis, on the real `voxkeepctl
 serve`): no 5xx, no status, header, content type or body outside the description, and auth
 enforced on every route, with each token; and every documented route refuses a request
 without one."""
@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from agent.store import Store
 from tests.console.conftest import ADMIN, READ
+from voxkeep.store import Store
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 CHECKS = (

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from livekit import rtc
 
-from agent.control.channel import CHAT_ATTRIBUTE, RPC_METHOD, ControlChannel
-from agent.control.dispatcher import Dispatcher
-from agent.sim.io import LocalParticipant, RemoteParticipant, Room
-from agent.store import Store
-from agent.switch import ChatStarted
 from tests.conftest import chat
 from tests.control.test_dispatcher import StoreSwitcher
+from voxkeep.control.channel import ControlChannel
+from voxkeep.control.dispatcher import Dispatcher
+from voxkeep.control.room import CHAT_ATTRIBUTE, RPC_METHOD, ChatStarted
+from voxkeep.sim.audio import LocalParticipant, RemoteParticipant, Room
+from voxkeep.store import Store
 
-TOPIC = "agent.control"
+TOPIC = "voxkeep.control"
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from livekit import rtc
 
-from agent.control.dispatcher import MAX_WAITING, Dispatcher, Sender
-from agent.control.protocol import MAX_PAYLOAD, encode
-from agent.control.schema import REPLY
-from agent.ids import new_chat_id
-from agent.store import ANY_OWNER, Store
-from agent.store.records import NewChat
 from tests.conftest import Outage, chat, msg
+from voxkeep.control.dispatcher import MAX_WAITING, Dispatcher, Sender
+from voxkeep.control.protocol import MAX_PAYLOAD, encode
+from voxkeep.control.schema import REPLY
+from voxkeep.core.ids import new_chat_id
+from voxkeep.store import ANY_OWNER, Store
+from voxkeep.store.records import NewChat
 
 CALLER = Sender("alice")
 _ids = itertools.count()

@@ -8,11 +8,11 @@ import json
 import random
 from collections.abc import Iterator
 
-from agent.control.dispatcher import Dispatcher, Sender
-from agent.control.protocol import ControlError, parse
-from agent.store import Store
 from tests.conftest import chat, msg
 from tests.control.test_dispatcher import StoreSwitcher
+from voxkeep.control.dispatcher import Dispatcher, Sender
+from voxkeep.control.protocol import ControlError, parse
+from voxkeep.store import Store
 
 CODES = {"bad_request", "unknown_type", "too_large", "not_found"}
 VALID = [

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from agent.control.limits import REPLAY_WINDOW_S, Replies, TokenBucket
-from agent.control.protocol import (
+from voxkeep.control.limits import REPLAY_WINDOW_S, Replies, TokenBucket
+from voxkeep.control.protocol import (
     MAX_PAYLOAD,
     ControlError,
     GetChat,

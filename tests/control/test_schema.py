@@ -1,4 +1,4 @@
-"""The protocol's exported JSON Schema (agent/control/schema.py): the copy the TypeScript client
+"""The protocol's exported JSON Schema (voxkeep/control/schema.py): the copy the TypeScript client
 is generated from is the agent's own, and what the agent sends fits it (every reply of the
 dispatcher tests is checked too: tests/control/test_dispatcher.py)."""
 
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.control.dispatcher import message_json
-from agent.control.schema import REPLY, ChatStarted, Prosody, schema_text
-from agent.plugins.prosody.analysis import analyze
-from agent.plugins.prosody.baseline import Baseline
-from agent.sim.speech import ESPEAK_RATE, espeak
-from agent.store.records import Message
-from agent.switch import ChatStarted as Started
+from voxkeep.control.dispatcher import message_json
+from voxkeep.control.room import ChatStarted as Started
+from voxkeep.control.schema import REPLY, ChatStarted, Prosody, schema_text
+from voxkeep.prosody.analysis import analyze
+from voxkeep.prosody.baseline import Baseline
+from voxkeep.sim.speech import ESPEAK_RATE, espeak
+from voxkeep.store.records import Message
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORTED = ROOT / "client" / "schema" / "protocol.schema.json"
@@ -25,11 +25,11 @@ EXPORTED = ROOT / "client" / "schema" / "protocol.schema.json"
 
 def test_the_clients_schema_is_the_one_the_agents_models_export() -> None:
     exported = subprocess.run(
-        [sys.executable, "-m", "agent.cli.main", "protocol", "schema"],
+        [sys.executable, "-m", "voxkeep.cli.main", "protocol", "schema"],
         capture_output=True, text=True, check=True, cwd=ROOT,
     ).stdout  # fmt: skip
     assert exported == schema_text()
-    assert EXPORTED.read_text() == exported, "run: agentctl protocol schema > " + str(EXPORTED)
+    assert EXPORTED.read_text() == exported, "run: voxkeepctl protocol schema > " + str(EXPORTED)
     schema = json.loads(exported)
     assert {"ErrorReply", "ChatStarted", "GetChatOk", "Prosody"} <= set(schema["$defs"])
 

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from agent.sim.processes import hang_up
-from agent.sim.speech import ESPEAK_RATE, Voice, espeak, resample, write_wav
+from tests.support.processes import hang_up
+from voxkeep.sim.speech import ESPEAK_RATE, Voice, espeak, resample, write_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = ROOT / "web" / "e2e" / "driver.mjs"

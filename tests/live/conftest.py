@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.livekit_server import LocalServer, find_binary, pinned_version
-from agent.sim.caller import Caller, token
-from agent.sim.processes import ModelServer, Worker, clean_env, free_port
-from agent.store import Store
 from tests.live.harness import ROOT
+from tests.support.caller import Caller, token
+from tests.support.processes import ModelServer, Worker, clean_env, free_port
+from voxkeep.local.livekit_server import LocalServer, find_binary, pinned_version
+from voxkeep.store import Store
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +51,7 @@ async def model_server() -> AsyncIterator[ModelServer]:
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/agent.db"
+    return f"sqlite:///{tmp_path}/voxkeep.db"
 
 
 @pytest.fixture
@@ -62,12 +62,12 @@ def reader(store: Store) -> Store:
 
 @pytest.fixture
 def operator_env(livekit_server: LocalServer, db_url: str) -> dict[str, str]:
-    """What an operator's `agentctl` runs with: the LiveKit server's URL and key, the store."""
+    """What an operator's `voxkeepctl` runs with: the LiveKit server's URL and key, the store."""
     return clean_env(
         LIVEKIT_URL=livekit_server.url,
         LIVEKIT_API_KEY=livekit_server.api_key,
         LIVEKIT_API_SECRET=livekit_server.api_secret,
-        AGENT_DB_URL=db_url,
+        VOXKEEP_DB_URL=db_url,
     )
 
 
@@ -84,13 +84,13 @@ def worker_env(
         LIVEKIT_API_SECRET=server.api_secret,
         OPENAI_BASE_URL=model.base_url,
         OPENAI_API_KEY="test-key",
-        AGENT_DB_URL=db_url,
-        AGENT_JOURNAL_DIR=str(folder / "journal"),
-        AGENT_HTTP_HOST="127.0.0.1",
-        AGENT_HTTP_PORT=str(free_port()),
-        AGENT_LOAD_THRESHOLD="inf",  # a loaded test machine still takes the call
-        AGENT_IDLE_PROCESSES="1",
-        AGENT_INSTRUCTIONS="You are a helpful travel assistant.",
+        VOXKEEP_DB_URL=db_url,
+        VOXKEEP_JOURNAL_DIR=str(folder / "journal"),
+        VOXKEEP_HTTP_HOST="127.0.0.1",
+        VOXKEEP_HTTP_PORT=str(free_port()),
+        VOXKEEP_LOAD_THRESHOLD="inf",  # a loaded test machine still takes the call
+        VOXKEEP_IDLE_PROCESSES="1",
+        VOXKEEP_INSTRUCTIONS="You are a helpful travel assistant.",
         **settings,
     )
 
@@ -110,7 +110,7 @@ async def start_worker(
         program: list[str] | None = None, **settings: str,
     ) -> Worker:  # fmt: skip
         """A worker registered with the server (ours, or `program` run by Python, a worker
-        of the user's); `settings` are AGENT_* variables by name."""
+        of the user's); `settings` are VOXKEEP_* variables by name."""
         folder = tmp_path / f"worker{len(started) + 1}"
         folder.mkdir()
         env = worker_env(livekit_server, model_server, db or db_url, folder, **settings)

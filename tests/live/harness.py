@@ -1,6 +1,6 @@
 """What the end-to-end tests on the real LiveKit server share beyond the caller and the
-processes of `agent/sim/`: waiting on the store, reading what the model was sent, and running
-the installed `agentctl` as an operator would."""
+processes of `voxkeep/sim/`: waiting on the store, reading what the model was sent, and running
+the installed `voxkeepctl` as an operator would."""
 
 from __future__ import annotations
 
@@ -37,15 +37,15 @@ def said(request: dict[str, Any]) -> list[tuple[str, str]]:
     return turns
 
 
-# --- agentctl ----------------------------------------------------------------------------------
+# --- voxkeepctl ----------------------------------------------------------------------------------
 
-AGENTCTL = Path(sys.executable).parent / "agentctl"
+VOXKEEPCTL = Path(sys.executable).parent / "voxkeepctl"
 
 
-async def agentctl(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
-    """The installed `agentctl`, run as an operator would: exit code, stdout, stderr."""
+async def voxkeepctl(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
+    """The installed `voxkeepctl`, run as an operator would: exit code, stdout, stderr."""
     proc = await asyncio.create_subprocess_exec(
-        AGENTCTL, *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        VOXKEEPCTL, *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     async with asyncio.timeout(60):
         out, err = await proc.communicate()

@@ -3,13 +3,13 @@ microphone track, answers, and writes every message as it finalizes."""
 
 from __future__ import annotations
 
-from agent.sim.caller import wait_until
-from agent.sim.processes import ModelServer
-from agent.sim.speech import Voice
-from agent.store import ANY_OWNER, Store
-from agent.store.records import Chat, Message
 from tests.live.conftest import Join, StartWorker
 from tests.live.harness import eventually, said
+from tests.support.caller import wait_until
+from tests.support.processes import ModelServer
+from voxkeep.sim.speech import Voice
+from voxkeep.store import ANY_OWNER, Store
+from voxkeep.store.records import Chat, Message
 
 TURNS = [
     "I would like to plan a trip to Lisbon.",

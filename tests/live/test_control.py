@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 
-from agent.sim.caller import CHAT_ATTRIBUTE, TOPIC, wait_until
-from agent.sim.processes import ModelServer
-from agent.sim.speech import Voice
-from agent.store import ANY_OWNER, Store
-from agent.store.records import Chat
 from tests.live.conftest import Join, StartWorker
 from tests.live.harness import eventually, said
+from tests.support.caller import CHAT_ATTRIBUTE, TOPIC, wait_until
+from tests.support.processes import ModelServer
+from voxkeep.sim.speech import Voice
+from voxkeep.store import ANY_OWNER, Store
+from voxkeep.store.records import Chat
 
 LISBON = "I would like to plan a trip to Lisbon."
 PORTO = "Now tell me about Porto instead."
@@ -132,7 +132,7 @@ async def test_bad_packets_and_strangers_get_typed_errors_and_nothing_is_written
     start_worker: StartWorker, model_server: ModelServer, join: Join, reader: Store
 ) -> None:
     await learn(model_server, LISBON)
-    await start_worker(AGENT_CONTROL_BURST="40")  # room for this many bad commands at once
+    await start_worker(VOXKEEP_CONTROL_BURST="40")  # room for this many bad commands at once
     alice = await join("alice")
     chat_id = await alice.chat_id()
     await alice.turn(LISBON)

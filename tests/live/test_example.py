@@ -4,12 +4,12 @@ stored and `new_chat` from the caller's app acting on the agent the call was han
 
 from __future__ import annotations
 
-from agent.sim.openai_server import ToolCall
-from agent.sim.processes import ModelServer
-from agent.sim.speech import Voice
-from agent.store import ANY_OWNER, Store
 from tests.live.conftest import Join, StartWorker
 from tests.live.harness import ROOT, said
+from tests.support.processes import ModelServer
+from voxkeep.sim.openai_server import ToolCall
+from voxkeep.sim.speech import Voice
+from voxkeep.store import ANY_OWNER, Store
 
 MASSAGE = "I would like to book a massage."
 TOMORROW = "Tomorrow at ten please."

@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.sim.caller import wait_until
-from agent.sim.processes import ModelServer
-from agent.sim.speech import Voice
 from tests.live.conftest import Join, StartWorker
+from tests.support.caller import wait_until
+from tests.support.processes import ModelServer
+from voxkeep.sim.speech import Voice
 
 LISBON = "I would like to plan a trip to Lisbon."
 SOCKET = re.compile(r"^(\d+)\s+(connect|sendto|sendmsg|sendmmsg)\((\d+)<(\w+):\[([^\]]*)\]>")

@@ -10,15 +10,15 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.sim.caller import wait_until
-from agent.sim.processes import ModelServer, free_port
-from agent.sim.speech import Voice
-from agent.store import ANY_OWNER, Store
 from tests.conftest import Serve
 from tests.live.conftest import Join, StartWorker
 from tests.live.harness import eventually
 from tests.receiver import Receiver
+from tests.support.caller import wait_until
+from tests.support.processes import ModelServer, free_port
 from tests.test_webhooks import SECRET, documented_verify, pending
+from voxkeep.sim.speech import Voice
+from voxkeep.store import ANY_OWNER, Store
 
 TURN = "I would like to plan a trip to Lisbon."
 REPLY = "Lisbon is lovely in spring."
@@ -50,9 +50,9 @@ async def test_the_workers_metrics_move_during_a_real_call_and_name_nobody(
     await model_server.learn(TURN, Voice())
     await model_server.script([REPLY])
     port = free_port()
-    await start_worker(AGENT_METRICS_PORT=str(port))
+    await start_worker(VOXKEEP_METRICS_PORT=str(port))
     before = await scrape(port)
-    assert value(before, "agent_control_requests_total") == 0
+    assert value(before, "voxkeep_control_requests_total") == 0
 
     alice = await join("alice")
     chat_id = await alice.chat_id()
@@ -64,15 +64,15 @@ async def test_the_workers_metrics_move_during_a_real_call_and_name_nobody(
 
     async def moved() -> dict[Any, float] | None:
         now = await scrape(port)  # from the job process, through the worker's server
-        done = value(now, "agent_store_commit_seconds_count", kind="write") >= 2
-        return now if done and value(now, "agent_prosody_analysis_seconds_count") >= 1 else None
+        done = value(now, "voxkeep_store_commit_seconds_count", kind="write") >= 2
+        return now if done and value(now, "voxkeep_prosody_analysis_seconds_count") >= 1 else None
 
     during = await eventually(moved, 20, "the call's commits to show in /metrics")
-    assert value(during, "agent_resume_total", outcome="new") == 1
-    assert value(during, "agent_control_requests_total", type="ping", code="ok") == 1
-    assert value(during, "agent_control_requests_total", type="unknown", code="bad_request") == 1
-    assert value(during, "agent_store_commit_seconds_count", kind="claim_chat") == 0
-    assert value(during, "agent_writer_backlog", place="queue", unit="records") == 0
+    assert value(during, "voxkeep_resume_total", outcome="new") == 1
+    assert value(during, "voxkeep_control_requests_total", type="ping", code="ok") == 1
+    assert value(during, "voxkeep_control_requests_total", type="unknown", code="bad_request") == 1
+    assert value(during, "voxkeep_store_commit_seconds_count", kind="claim_chat") == 0
+    assert value(during, "voxkeep_writer_backlog", place="queue", unit="records") == 0
     assert value(during, "lk_agents_active_job_count") == 1  # LiveKit's own, same registry
     labels = {v for (_, found) in during for _, v in found}
     assert not labels & {chat_id, "alice", room, TURN}
@@ -91,8 +91,8 @@ async def test_webhooks_outlive_a_killed_worker_and_keep_their_ids(
     await model_server.learn(TURN, Voice())
     await model_server.script([REPLY])
     receiver = await serve(Receiver(default=503))  # the team's backend, failing for now
-    hooks = {"AGENT_WEBHOOK_URLS": receiver.url, "AGENT_WEBHOOK_SECRET": SECRET,
-             "AGENT_WEBHOOK_RETRY_S": "0.2"}  # fmt: skip
+    hooks = {"VOXKEEP_WEBHOOK_URLS": receiver.url, "VOXKEEP_WEBHOOK_SECRET": SECRET,
+             "VOXKEEP_WEBHOOK_RETRY_S": "0.2"}  # fmt: skip
     first = await start_worker(**hooks)
     alice = await join("alice")
     chat_id = await alice.chat_id()
@@ -119,7 +119,7 @@ async def test_webhooks_outlive_a_killed_worker_and_keep_their_ids(
     assert {d.event["id"]: d.event["type"] for d in acked} == refused  # the same ids
     verify = documented_verify()
     for delivery in receiver.got:
-        assert verify(SECRET, delivery.headers["Agent-Webhook-Signature"], delivery.body)
+        assert verify(SECRET, delivery.headers["Voxkeep-Webhook-Signature"], delivery.body)
         assert delivery.event["data"]["chat_id"] == chat_id
     ended = next(d.event["data"] for d in acked if d.event["type"] == "chat.ended")
     assert (ended["end_reason"], ended["message_count"]) == ("hangup", 2)
@@ -132,7 +132,7 @@ async def test_the_workers_debug_log_carries_nothing_anyone_said(
     secret, answer = "My secret code is bluebird.", "Noted, the bluebird code."
     await model_server.learn(secret, Voice())
     await model_server.script([answer])
-    worker = await start_worker(LIVEKIT_LOG_LEVEL="debug", AGENT_LOG_LEVEL="DEBUG")
+    worker = await start_worker(LIVEKIT_LOG_LEVEL="debug", VOXKEEP_LOG_LEVEL="DEBUG")
     alice = await join("alice")
     chat_id = await alice.chat_id()
     await alice.turn(secret)

@@ -4,13 +4,13 @@ that speak those services' protocols."""
 
 from __future__ import annotations
 
-from agent.sim.processes import ModelServer
-from agent.sim.speech import ESPEAK_RATE, espeak, resample
-from agent.sim.speech_vendors import LocalCartesia, LocalDeepgram
-from agent.store import Store
 from tests.conftest import Serve
 from tests.live.conftest import Join, StartWorker
 from tests.live.test_call import ended, messages_of
+from tests.support.processes import ModelServer
+from tests.support.speech_vendors import LocalCartesia, LocalDeepgram
+from voxkeep.sim.speech import ESPEAK_RATE, espeak, resample
+from voxkeep.store import Store
 
 LISBON = "I would like to plan a trip to Lisbon."
 ANSWER = "Lisbon is lovely in spring."
@@ -30,13 +30,13 @@ async def test_the_worker_runs_a_stored_call_on_the_providers_its_settings_name(
     deepgram.recognizer.learn(LISBON, spoken, HEARD_RATE)
     await model_server.script([ANSWER])
     await start_worker(
-        AGENT_STT="deepgram",
+        VOXKEEP_STT="deepgram",
         DEEPGRAM_API_KEY="dg-key",
         DEEPGRAM_BASE_URL=deepgram.base_url,
-        AGENT_TTS="cartesia",
+        VOXKEEP_TTS="cartesia",
         CARTESIA_API_KEY="ca-key",
         CARTESIA_BASE_URL=cartesia.base_url,
-        AGENT_TURN_DETECTION="model",
+        VOXKEEP_TURN_DETECTION="model",
     )
     alice = await join("alice")
     chat_id = await alice.chat_id()

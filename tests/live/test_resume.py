@@ -1,6 +1,6 @@
 """Coming back to a conversation on the real LiveKit server: a caller who calls again within
-the window, a chat named by `agentctl dispatch create --chat-id` to an explicitly dispatched
-worker, and a chat named by the `agent.resume_chat_id` attribute of an `agentctl token`."""
+the window, a chat named by `voxkeepctl dispatch create --chat-id` to an explicitly dispatched
+worker, and a chat named by the `voxkeep.resume_chat_id` attribute of an `voxkeepctl token`."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from agent.sim.caller import wait_until
-from agent.sim.processes import ModelServer
-from agent.sim.speech import Voice
-from agent.store import ANY_OWNER, Store
-from agent.store.records import NewChat, Record
 from tests.conftest import chat, msg
 from tests.live.conftest import Join, StartWorker
-from tests.live.harness import agentctl, said
+from tests.live.harness import said, voxkeepctl
+from tests.support.caller import wait_until
+from tests.support.processes import ModelServer
+from voxkeep.sim.speech import Voice
+from voxkeep.store import ANY_OWNER, Store
+from voxkeep.store.records import NewChat, Record
 
 LISBON = "I would like to plan a trip to Lisbon."
 FRIDAY = "Please book it for Friday."
@@ -74,7 +74,7 @@ async def test_a_caller_who_calls_again_within_the_window_resumes_with_the_earli
     ]  # fmt: skip
 
 
-async def test_agentctl_dispatch_with_a_chat_id_resumes_that_chat_on_a_named_worker(
+async def test_voxkeepctl_dispatch_with_a_chat_id_resumes_that_chat_on_a_named_worker(
     start_worker: StartWorker,
     model_server: ModelServer,
     join: Join,
@@ -84,10 +84,10 @@ async def test_agentctl_dispatch_with_a_chat_id_resumes_that_chat_on_a_named_wor
     rome: NewChat,
 ) -> None:
     await seed(reader, "alice", ["Something else.", "Sure."], at=time.time() - 5)
-    await start_worker(AGENT_NAME="concierge")  # explicit dispatch only
+    await start_worker(VOXKEEP_AGENT_NAME="concierge")  # explicit dispatch only
 
-    code, out, err = await agentctl(
-        {**operator_env, "AGENT_NAME": "concierge"},
+    code, out, err = await voxkeepctl(
+        {**operator_env, "VOXKEEP_AGENT_NAME": "concierge"},
         "--json", "dispatch", "create", "--room", room, "--chat-id", rome.id,
     )  # fmt: skip
     assert (code, err) == (0, "")
@@ -104,7 +104,7 @@ async def test_agentctl_dispatch_with_a_chat_id_resumes_that_chat_on_a_named_wor
     assert (await alice.agent()).attributes["lk.agent.name"] == "concierge"
 
 
-async def test_a_token_from_agentctl_with_the_resume_attribute_resumes_that_chat(
+async def test_a_token_from_voxkeepctl_with_the_resume_attribute_resumes_that_chat(
     start_worker: StartWorker,
     model_server: ModelServer,
     join: Join,
@@ -113,9 +113,9 @@ async def test_a_token_from_agentctl_with_the_resume_attribute_resumes_that_chat
     rome: NewChat,
 ) -> None:
     await start_worker()
-    code, jwt, err = await agentctl(
+    code, jwt, err = await voxkeepctl(
         operator_env, "token", "--room", room, "--identity", "alice",
-        "--attribute", f"agent.resume_chat_id={rome.id}",
+        "--attribute", f"voxkeep.resume_chat_id={rome.id}",
     )  # fmt: skip
     assert (code, err) == (0, "")
     alice = await join("alice", jwt=jwt.strip())

@@ -4,6 +4,7 @@ the development key, the worker against it, how to join printed, and both stoppe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shlex
@@ -14,15 +15,18 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
+import pytest
 
-from agent.sim.caller import wait_until
-from agent.sim.processes import ModelServer, clean_env, free_port
-from agent.sim.speech import Voice
 from tests.live.conftest import Join
-from tests.live.harness import ROOT, agentctl
+from tests.live.harness import ROOT, voxkeepctl
+from tests.support.caller import wait_until
+from tests.support.processes import ModelServer, clean_env, free_port
+from voxkeep.sim.speech import Voice
 
 LISBON = "I would like to plan a trip to Lisbon."
 LOCAL = "ws://127.0.0.1:7880"
+# scripts/run's own server has one address: these tests take turns on one worker of the run
+pytestmark = pytest.mark.xdist_group("scripts-run-7880")
 
 
 def answers(url: str) -> bool:
@@ -39,8 +43,8 @@ def run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
                "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}  # fmt: skip
     return clean_env(**{
         **nothing,
-        "AGENT_DB_URL": f"sqlite:///{tmp_path}/agent.db",
-        "AGENT_JOURNAL_DIR": str(tmp_path / "journal"),
+        "VOXKEEP_DB_URL": f"sqlite:///{tmp_path}/voxkeep.db",
+        "VOXKEEP_JOURNAL_DIR": str(tmp_path / "journal"),
         **extra,
     })  # fmt: skip
 
@@ -55,8 +59,8 @@ async def test_scripts_run_brings_a_local_server_runs_the_worker_and_stops_both(
     env = run_env(
         tmp_path,
         OPENAI_BASE_URL=model_server.base_url, OPENAI_API_KEY="test-key",
-        AGENT_HTTP_HOST="127.0.0.1", AGENT_HTTP_PORT=str(free_port()),
-        AGENT_LOAD_THRESHOLD="inf", AGENT_IDLE_PROCESSES="1", AGENT_WEB_PORT=str(web_port),
+        VOXKEEP_HTTP_HOST="127.0.0.1", VOXKEEP_HTTP_PORT=str(free_port()),
+        VOXKEEP_LOAD_THRESHOLD="inf", VOXKEEP_IDLE_PROCESSES="1", VOXKEEP_WEB_PORT=str(web_port),
     )  # fmt: skip
     output = tmp_path / "run.log"
     with output.open("wb") as out:
@@ -68,13 +72,13 @@ async def test_scripts_run_brings_a_local_server_runs_the_worker_and_stops_both(
         await wait_until(lambda: "worker.registered" in output.read_text(), 120, "the worker")
         printed = output.read_text()
         hint = re.search(r"^\s*(LIVEKIT_URL=\S+ LIVEKIT_API_KEY=\S+ LIVEKIT_API_SECRET=\S+) "
-                         r"\.venv/bin/agentctl (token .*)$", printed, re.MULTILINE)  # fmt: skip
+                         r"\.venv/bin/voxkeepctl (token .*)$", printed, re.MULTILINE)  # fmt: skip
         assert hint is not None, printed
         assert f"LIVEKIT_URL={LOCAL} LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=secret" in printed
         joining = dict(pair.split("=", 1) for pair in hint.group(1).split())
         room = f"run-{os.getpid()}"
         argv = shlex.split(hint.group(2).replace("--room demo", f"--room {room}"))
-        code, jwt, err = await agentctl({**clean_env(), **joining}, *argv)
+        code, jwt, err = await voxkeepctl({**clean_env(), **joining}, *argv)
         assert (code, err) == (0, "")
 
         async with aiohttp.ClientSession() as http:  # the web app is served too
@@ -97,6 +101,10 @@ async def test_scripts_run_brings_a_local_server_runs_the_worker_and_stops_both(
         assert f"web app: {app}" in printed  # the door a newcomer opens
         assert not answers(app.rstrip("/"))  # and it is closed again
     finally:
+        if run.poll() is None:  # the test failed first: scripts/run stops what it started
+            os.killpg(run.pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await wait_until(lambda: run.poll() is not None, 60, "scripts/run to stop")
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
         run.wait()

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import NotFound
-from agent.livekit_server import LocalServer
-from agent.sim.processes import ModelServer, clean_env, free_port
-from agent.sim.speech import Voice
-from agent.store import ANY_OWNER, Store
 from tests.live.browser import ROOT, Browser, BrowserError
 from tests.live.conftest import StartWorker
 from tests.live.harness import eventually, said
 from tests.pg import PgServer
+from tests.support.processes import ModelServer, clean_env, free_port
+from voxkeep.core.errors import NotFound
+from voxkeep.local.livekit_server import LocalServer
+from voxkeep.sim.speech import Voice
+from voxkeep.store import ANY_OWNER, Store
 
 LISBON = "I would like to plan a trip to Lisbon."
 PORTO = "Now tell me about Porto instead."
@@ -39,10 +39,10 @@ async def serve_app(server: LocalServer, db_url: str) -> AsyncIterator[str]:
         LIVEKIT_URL=server.url,
         LIVEKIT_API_KEY=server.api_key,
         LIVEKIT_API_SECRET=server.api_secret,
-        AGENT_DB_URL=db_url,
+        VOXKEEP_DB_URL=db_url,
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.webapp", "--port", str(port), env=env, cwd=ROOT,
+        sys.executable, "-m", "voxkeep.local.webapp", "--port", str(port), env=env, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     assert proc.stdout is not None

@@ -12,9 +12,9 @@ import numpy.typing as npt
 import parselmouth
 import pytest
 
-from agent.plugins.prosody.analysis import analyze, summarize_span
-from agent.plugins.prosody.dsp import FRAME, HOP, RATE, analyze_frames
-from agent.plugins.prosody.tracker import KEEP_S, Tracker
+from voxkeep.prosody.analysis import analyze, summarize_span
+from voxkeep.prosody.dsp import FRAME, HOP, RATE, analyze_frames
+from voxkeep.prosody.tracker import KEEP_S, Tracker
 
 Floats = npt.NDArray[np.float64]
 rng = np.random.default_rng(7)

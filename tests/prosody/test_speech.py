@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from agent.plugins.prosody.analysis import analyze
-from agent.plugins.prosody.baseline import Baseline
-from agent.sim.speech import ESPEAK_RATE, Voice, espeak
+from voxkeep.prosody.analysis import analyze
+from voxkeep.prosody.baseline import Baseline
+from voxkeep.sim.speech import ESPEAK_RATE, Voice, espeak
 
 BASELINE_TEXTS = [
     "I would like to plan a trip to Lisbon next month.",

@@ -15,18 +15,18 @@ from livekit.agents import vad as lk_vad
 from livekit.plugins import silero
 from pydantic import SecretStr
 
-from agent import providers as models
-from agent.assistant import Trace
-from agent.history import open_writer
-from agent.settings import Settings
-from agent.sim.call import SimCall
-from agent.sim.io import MIC_RATE
-from agent.sim.openai_server import LocalOpenAI
-from agent.sim.speech import ESPEAK_RATE, Pcm, Voice, espeak, resample
-from agent.store import ANY_OWNER, Store, open_store
-from agent.store.records import Message, NewChat, Record
-from agent.store.writer import Writer
 from tests.conftest import chat, msg
+from voxkeep.call.history import open_writer
+from voxkeep.core.settings import Settings
+from voxkeep.sim.audio import MIC_RATE
+from voxkeep.sim.call import SimCall
+from voxkeep.sim.openai_server import LocalOpenAI
+from voxkeep.sim.speech import ESPEAK_RATE, Pcm, Voice, espeak, resample
+from voxkeep.store import ANY_OWNER, Store, open_store
+from voxkeep.store.records import Message, NewChat, Record
+from voxkeep.store.writer import Writer
+from voxkeep.worker import providers as models
+from voxkeep.worker.assistant import Trace
 
 CALLER = "alice"
 
@@ -47,7 +47,7 @@ async def openai_server() -> AsyncIterator[LocalOpenAI]:
 @pytest.fixture
 def settings(tmp_path: Path, openai_server: LocalOpenAI) -> Settings:
     return Settings(
-        db_url=f"sqlite:///{tmp_path}/agent.db",
+        db_url=f"sqlite:///{tmp_path}/voxkeep.db",
         journal_dir=str(tmp_path / "journal"),
         openai_base_url=openai_server.base_url,
         openai_api_key=SecretStr("test-key"),

@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 
 import pytest
 from livekit.agents import function_tool
 
-from agent.capture import CallEnd
-from agent.settings import Settings
-from agent.sim.openai_server import Failure, LocalOpenAI, ToolCall
-from agent.store import ANY_OWNER, Store
-from agent.store.writer import Writer
 from tests.conftest import Holder, release
 from tests.session.conftest import CALLER, Speak, StartCall, stored
+from voxkeep.call.capture import CallEnd
+from voxkeep.core.settings import Settings
+from voxkeep.sim.openai_server import Failure, LocalOpenAI, ToolCall
+from voxkeep.store import ANY_OWNER, Store
+from voxkeep.store.writer import Writer
 
 LONG_REPLY = (
     "Lisbon is a city of seven hills, yellow trams, bright tiled houses and long evenings by the "
@@ -246,17 +247,29 @@ async def test_no_logger_in_the_process_carries_what_was_said_or_its_prosody(
     assert [m.content for m in messages] == [secret_said, secret_reply]
     prosody = messages[0].prosody
     assert prosody is not None
-    ours = [r for r in caplog.records if r.name.startswith("agent")]
+    ours = [r for r in caplog.records if r.name.startswith("voxkeep")]
     assert {"call.started", "chat.closed"} <= {str(r.msg) for r in ours}  # logs were seen
     # LiveKit logs each conversation item at DEBUG with its text as `lk.pii.text`: the line
     # is there, the words are not
     items = [r for r in caplog.records if r.getMessage() == "conversation_item_added"]
     assert len(items) == 2 and not any("lk.pii.text" in r.__dict__ for r in items)
     assert len({r.name.split(".")[0] for r in caplog.records}) > 1  # not only ours
+    pitch = re.compile(rf"(?<![\d.]){re.escape(str(prosody['pitch']['median_hz']))}(?!\d)")
     for record in caplog.records:  # every logger's, at DEBUG
-        text = record.getMessage() + repr(record.__dict__)
-        assert "bluebird" not in text, record.name
-        assert str(prosody["pitch"]["median_hz"]) not in text, record.name
+        for place in written(record):
+            assert "bluebird" not in place, record.name
+            assert not pitch.search(place), record.name
+
+
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def written(record: logging.LogRecord) -> list[str]:
+    """Where a record's words could reach a log: its message and every field a handler or a
+    formatter writes beside it, as they would print them. Not the record's own bookkeeping
+    (its clock, line numbers, thread), whose digits say nothing of a leak."""
+    extras = [f"{k}={v!r}" for k, v in record.__dict__.items() if k not in _STANDARD]
+    return [record.getMessage(), *extras, record.exc_text or ""]
 
 
 async def test_a_caller_who_opted_out_of_prosody_is_never_measured_and_the_chat_says_so(
@@ -264,7 +277,7 @@ async def test_a_caller_who_opted_out_of_prosody_is_never_measured_and_the_chat_
 ) -> None:
     openai_server.script(["Sure."])
     clip = await speech("I'd like to plan a trip to Lisbon.")
-    call = await start_call(caller_attributes={"agent.prosody": "off"})
+    call = await start_call(caller_attributes={"voxkeep.prosody": "off"})
     await call.say(clip)
     chat_id = call.call.state.chat_id
     await call.end("hangup")
@@ -284,7 +297,7 @@ async def test_switching_prosody_off_mid_call_stops_measuring_from_then_on(
     second = await speech("Please book it for Friday.")
     call = await start_call()
     await call.say(first)
-    call.room.emit("participant_attributes_changed", {"agent.prosody": "off"},
+    call.room.emit("participant_attributes_changed", {"voxkeep.prosody": "off"},
                    call.caller_participant)  # fmt: skip
     await call.say(second)
     chat_id = call.call.state.chat_id

@@ -15,17 +15,17 @@ import pytest
 from livekit.agents import vad as lk_vad
 from livekit.agents.ipc.mock_room import create_mock_room
 
-from agent.errors import AgentError
-from agent.factory import build
-from agent.ids import new_call_id
-from agent.server import SWEEPER_TASK, build_server, entrypoint
-from agent.settings import Settings
-from agent.sim.openai_server import LocalOpenAI
-from agent.store import ANY_OWNER, Store
-from agent.store.records import NewCall
 from tests import factories
 from tests.conftest import chat, msg
 from tests.session.conftest import stored
+from voxkeep.core.errors import VoxkeepError
+from voxkeep.core.ids import new_call_id
+from voxkeep.core.settings import Settings
+from voxkeep.sim.openai_server import LocalOpenAI
+from voxkeep.store import ANY_OWNER, Store
+from voxkeep.store.records import NewCall
+from voxkeep.worker.factory import build
+from voxkeep.worker.server import SWEEPER_TASK, build_server, entrypoint
 
 Shutdown = list[Callable[[str], Awaitable[None]]]
 
@@ -61,8 +61,8 @@ def worker_env(
     """The environment the entrypoint reads its settings from: the test's store and the local
     model server."""
     for name, value in {
-        "AGENT_DB_URL": settings.db_url,
-        "AGENT_JOURNAL_DIR": settings.journal_dir,
+        "VOXKEEP_DB_URL": settings.db_url,
+        "VOXKEEP_JOURNAL_DIR": settings.journal_dir,
         "OPENAI_BASE_URL": openai_server.base_url,
         "OPENAI_API_KEY": "test-key",
     }.items():
@@ -131,7 +131,7 @@ async def test_the_worker_sweeps_at_start_and_then_every_interval(
 async def test_the_worker_adds_persistence_around_the_users_own_factory(
     reader: Store, vad: lk_vad.VAD, openai_server: LocalOpenAI, worker_env: pytest.MonkeyPatch
 ) -> None:
-    worker_env.setenv("AGENT_FACTORY", "tests.factories:build")
+    worker_env.setenv("VOXKEEP_FACTORY", "tests.factories:build")
     openai_server.script(["Welcome to the Hotel Lisboa."])
     ctx, caller, shutdown = mock_job(vad)
     await asyncio.wait_for(entrypoint(ctx), 30)  # type: ignore[arg-type]
@@ -149,6 +149,6 @@ async def test_the_worker_adds_persistence_around_the_users_own_factory(
 
 
 async def test_a_factory_that_returns_something_else_is_named_in_one_line() -> None:
-    with pytest.raises(AgentError) as wrong:
+    with pytest.raises(VoxkeepError) as wrong:
         await build(factories.wrong, None)  # type: ignore[arg-type]
-    assert str(wrong.value) == "AGENT_FACTORY returned str, not (AgentSession, Agent)"
+    assert str(wrong.value) == "VOXKEEP_FACTORY returned str, not (AgentSession, Agent)"

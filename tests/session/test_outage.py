@@ -14,18 +14,18 @@ import pytest
 import structlog
 from livekit.agents import vad as lk_vad
 
-from agent import providers as models
-from agent.history import open_writer
-from agent.settings import Settings
-from agent.sim.call import SimCall
-from agent.sim.openai_server import LocalOpenAI
-from agent.store import ANY_OWNER, Store, open_store
-from agent.store.writer import Writer
 from tests.conftest import Outage, new_database
 from tests.pg import PgServer
 from tests.session.conftest import CALLER, Speak, stored
 from tests.session.test_resume import said
 from tests.session.test_takeover import simulate_in_a_process, spoken
+from voxkeep.call.history import open_writer
+from voxkeep.core.settings import Settings
+from voxkeep.sim.call import SimCall
+from voxkeep.sim.openai_server import LocalOpenAI
+from voxkeep.store import ANY_OWNER, Store, open_store
+from voxkeep.store.writer import Writer
+from voxkeep.worker import providers as models
 
 OUTAGE_S = 30.0
 log = structlog.get_logger(__name__)

@@ -11,9 +11,9 @@ import pytest
 from livekit import rtc
 from livekit.agents import Agent, ModelSettings, function_tool, llm, stt
 
-from agent.sim.openai_server import LocalOpenAI, ToolCall
-from agent.store import Store
 from tests.session.conftest import CALLER, Speak, StartCall, stored
+from voxkeep.sim.openai_server import LocalOpenAI, ToolCall
+from voxkeep.store import Store
 
 MUSEUM = "Retrieved: the city museum opens at nine."
 

@@ -9,14 +9,14 @@ from typing import Any
 from livekit.agents import inference
 from pydantic import SecretStr
 
-from agent.sim.call import SimCall
-from agent.sim.io import MIC_RATE
-from agent.sim.speech import ESPEAK_RATE, Pcm, espeak, resample
-from agent.sim.speech_vendors import LocalCartesia, LocalDeepgram, LocalElevenLabs
-from agent.store import Store
-from agent.store.records import Message
 from tests.conftest import Serve
 from tests.session.conftest import Speak, StartCall, stored
+from tests.support.speech_vendors import LocalCartesia, LocalDeepgram, LocalElevenLabs
+from voxkeep.sim.audio import MIC_RATE
+from voxkeep.sim.call import SimCall
+from voxkeep.sim.speech import ESPEAK_RATE, Pcm, espeak, resample
+from voxkeep.store import Store
+from voxkeep.store.records import Message
 
 LISBON = "I would like to plan a trip to Lisbon."
 PORTO = "Now tell me about Porto instead."

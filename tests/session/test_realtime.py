@@ -14,14 +14,14 @@ from livekit.agents import Agent, AgentSession
 from livekit.agents import vad as lk_vad
 from livekit.plugins import openai
 
-from agent.sim.io import MIC_RATE
-from agent.sim.openai_server import LocalOpenAI
-from agent.sim.realtime_server import RATE, LocalRealtime
-from agent.sim.speech import ESPEAK_RATE, Pcm, espeak, resample
-from agent.store import Store
-from agent.store.writer import Writer
 from tests.conftest import Serve
 from tests.session.conftest import CALLER, StartCall, seed, stored, wait_for_summary
+from tests.support.realtime_server import RATE, LocalRealtime
+from voxkeep.sim.audio import MIC_RATE
+from voxkeep.sim.openai_server import LocalOpenAI
+from voxkeep.sim.speech import ESPEAK_RATE, Pcm, espeak, resample
+from voxkeep.store import Store
+from voxkeep.store.writer import Writer
 
 LISBON = "Tell me about Lisbon."
 PASTA = "A recipe for pasta."

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from agent.context import SUMMARY_PREFIX, estimate_tokens
-from agent.sim.call import SimCall
-from agent.sim.openai_server import LocalOpenAI
-from agent.store import ANY_OWNER, Store
-from agent.store.records import MessagePage, NewMessage
-from agent.store.writer import Writer
-from agent.switch import RETURNING
 from tests.session.conftest import CALLER, Speak, StartCall, seed, stored, wait_for_summary
+from voxkeep.call.context import SUMMARY_PREFIX, estimate_tokens
+from voxkeep.call.switch import RETURNING
+from voxkeep.sim.call import SimCall
+from voxkeep.sim.openai_server import LocalOpenAI
+from voxkeep.store import ANY_OWNER, Store
+from voxkeep.store.records import MessagePage, NewMessage
+from voxkeep.store.writer import Writer
 
 
 def said(request: dict[str, Any]) -> list[tuple[str, str]]:
@@ -80,7 +80,7 @@ async def test_the_stored_summary_comes_back_before_the_newest_messages(
     c = await seed(writer, CALLER, lines, at=time.time() - 30)
     await writer.store.set_summary(c.id, "The caller is planning a trip to Porto.", upto_seq=2)
     call = await start_call(
-        caller_attributes={"agent.resume_chat_id": c.id}
+        caller_attributes={"voxkeep.resume_chat_id": c.id}
     )  # resumed on the caller's attribute
     await call.end("hangup")
     welcome = openai_server.chat_requests()[0]
@@ -118,7 +118,7 @@ async def test_an_explicit_chat_id_resumes_an_old_closed_chat(
     request = (
         {"job_metadata": json.dumps({"chat_id": old.id})}
         if how == "metadata"
-        else {"caller_attributes": {"agent.resume_chat_id": old.id}}
+        else {"caller_attributes": {"voxkeep.resume_chat_id": old.id}}
     )
     call = await start_call(**request)
     await call.end("hangup")

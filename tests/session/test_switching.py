@@ -9,12 +9,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from agent.errors import NotFound
-from agent.sim.openai_server import LocalOpenAI
-from agent.store import ANY_OWNER, Store
-from agent.store.writer import Writer
 from tests.conftest import Holder, chat, msg, release
 from tests.session.conftest import CALLER, Speak, StartCall, stored
+from voxkeep.core.errors import NotFound
+from voxkeep.sim.openai_server import LocalOpenAI
+from voxkeep.store import ANY_OWNER, Store
+from voxkeep.store.writer import Writer
 
 
 async def test_new_chat_keeps_the_closed_chat_and_the_llm_forgets_it(
@@ -97,7 +97,7 @@ async def test_resume_chat_brings_an_earlier_chat_back_into_the_context(
     started = [json.loads(s.payload) for s in call.local.sent]
     assert started[-1] == {"v": 1, "type": "chat.started", "chat_id": first, "resumed": True,
                            "message_count": 2}  # fmt: skip
-    assert call.local.attributes["agent.chat_id"] == first
+    assert call.local.attributes["voxkeep.chat_id"] == first
     assert call.call.state.chat_id == first
     resumed = await stored(reader, first)
     assert [(m.seq, m.content) for m in resumed] == [
@@ -142,7 +142,7 @@ async def test_a_flood_of_commands_is_limited_while_the_turns_still_complete(
         while not stop.is_set():
             for _ in range(10):  # 1,000 a second
                 call.room.deliver(
-                    sender, b'{"v":1,"id":"f%d","type":"ping"}' % sent, "agent.control"
+                    sender, b'{"v":1,"id":"f%d","type":"ping"}' % sent, "voxkeep.control"
                 )
                 sent += 1
             await asyncio.sleep(0.01)
@@ -157,7 +157,7 @@ async def test_a_flood_of_commands_is_limited_while_the_turns_still_complete(
 
     messages = await stored(reader, call.call.state.chat_id)
     assert [m.content for m in messages] == ["Hello there.", "One.", "Book it please.", "Two."]
-    answers = [json.loads(s.payload) for s in call.local.sent if s.topic == "agent.control"]
+    answers = [json.loads(s.payload) for s in call.local.sent if s.topic == "voxkeep.control"]
     ok = sum(1 for a in answers if a.get("type") == "ping.ok")
     limited = sum(1 for a in answers if a.get("code") == "rate_limited")
     assert sent > 1000

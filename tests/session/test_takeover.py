@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.settings import Settings
-from agent.sim.openai_server import LocalOpenAI
-from agent.store import ANY_OWNER, Store
-from agent.store.records import Message
-from agent.store.writer import Writer
 from tests.session.conftest import Speak, StartCall, seed, stored
 from tests.session.test_resume import events, said
+from voxkeep.core.settings import Settings
+from voxkeep.sim.openai_server import LocalOpenAI
+from voxkeep.store import ANY_OWNER, Store
+from voxkeep.store.records import Message
+from voxkeep.store.writer import Writer
 
 KILL_SCRIPT = """
 caller: {caller}
@@ -93,11 +93,15 @@ async def test_a_call_whose_chat_was_taken_over_notices_at_its_heartbeat(
 async def simulate_in_a_process(settings: Settings, tmp_path: Path, caller: str) -> Any:
     script = tmp_path / f"{caller}.yaml"
     script.write_text(KILL_SCRIPT.format(caller=caller))
-    env = {**os.environ, "AGENT_JOURNAL_DIR": settings.journal_dir, "AGENT_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "VOXKEEP_JOURNAL_DIR": settings.journal_dir,
+        "VOXKEEP_LOG_LEVEL": "WARNING",
+    }
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         env.pop(name, None)
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent.cli.main", "--db", settings.db_url, "simulate",
+        sys.executable, "-m", "voxkeep.cli.main", "--db", settings.db_url, "simulate",
         str(script), "--offline", env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
@@ -147,7 +151,7 @@ async def test_a_worker_killed_mid_call_leaves_a_chat_the_next_call_takes_over(
 
     # dave never came back: the sweeper ends his chat as lost, keeping every message
     code = await asyncio.to_thread(
-        _agentctl, "--db", settings.db_url, "--json", "sweep", "--stale-after", "0s"
+        _voxkeepctl, "--db", settings.db_url, "--json", "sweep", "--stale-after", "0s"
     )
     assert code == 0
     daves = acknowledged["dave"][0].chat_id
@@ -157,7 +161,7 @@ async def test_a_worker_killed_mid_call_leaves_a_chat_the_next_call_takes_over(
     assert (await reader.get_chat(carols, owner=ANY_OWNER)).end_reason == "hangup"
 
 
-def _agentctl(*argv: str) -> int:
-    from agent.cli.main import main
+def _voxkeepctl(*argv: str) -> int:
+    from voxkeep.cli.main import main
 
     return main(list(argv))

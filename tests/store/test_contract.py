@@ -11,9 +11,10 @@ import time
 import asyncpg
 import pytest
 
-from agent.errors import InvalidInput, InvalidText, NotFound
-from agent.store import ANY_OWNER, Store, migrations, open_store
-from agent.store.records import (
+from tests.conftest import chat, msg
+from voxkeep.core.errors import InvalidInput, InvalidText, NotFound
+from voxkeep.store import ANY_OWNER, Store, migrations, open_store
+from voxkeep.store.records import (
     MAX_JSON_CHARS,
     MAX_TEXT_CHARS,
     MessageMeasured,
@@ -22,7 +23,6 @@ from agent.store.records import (
     Record,
     default_title,
 )
-from tests.conftest import chat, msg
 
 LATEST = len(migrations.load("sqlite"))
 assert len(migrations.load("postgres")) == LATEST  # the backends keep in step
@@ -98,8 +98,8 @@ async def test_seq_is_gapless_under_concurrent_appends_from_many_tasks(db_url: s
 
 _CHILD = """
 import asyncio, sys, time
-from agent.store import open_store
-from agent.store.records import NewMessage
+from voxkeep.store import open_store
+from voxkeep.store.records import NewMessage
 async def main():
     store = await open_store(sys.argv[1])
     for i in range(int(sys.argv[4])):
@@ -246,7 +246,7 @@ async def test_migrations_from_empty_then_rerun_are_noops(db_url: str) -> None:
 
 async def test_two_processes_migrating_at_once_apply_each_migration_once(db_url: str) -> None:
     code = (
-        "import asyncio, sys\nfrom agent.store import open_store\n"
+        "import asyncio, sys\nfrom voxkeep.store import open_store\n"
         "async def m():\n"
         "    s = await open_store(sys.argv[1])\n"
         "    print(await s.migrate())\n"

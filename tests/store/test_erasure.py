@@ -10,10 +10,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from agent.store import ANY_OWNER, Store, open_store
-from agent.store.sqlite import path_from_url
-from agent.sweeper import DAY_S, sweep
 from tests.conftest import chat, msg
+from voxkeep.jobs.sweeper import DAY_S, sweep
+from voxkeep.store import ANY_OWNER, Store, open_store
+from voxkeep.store.sqlite import path_from_url
 
 WORD = "Zanzibarquux"  # in nothing but what alice said
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.store import ANY_OWNER, open_store
-from agent.store.writer import Writer, WriterOptions
 from tests.conftest import chat, msg
+from voxkeep.store import ANY_OWNER, open_store
+from voxkeep.store.writer import Writer, WriterOptions
 
 LINE = "A sentence the caller said, long enough to need a page of its own now and then. " * 20
 OPTIONS = WriterOptions(max_queue=20, retry_initial_s=0.02, retry_max_s=0.2)
@@ -57,7 +57,7 @@ def said(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogRecord
 async def test_a_full_disk_holds_records_back_and_loses_none(
     small_disk: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, journal_too: bool
 ) -> None:
-    url = f"sqlite:///{small_disk}/agent.db"
+    url = f"sqlite:///{small_disk}/voxkeep.db"
     journal = (small_disk if journal_too else tmp_path) / "journal"
     store = await open_store(url)
     await store.migrate()

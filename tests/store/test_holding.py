@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from agent.errors import NotFound, TakenOver
-from agent.ids import new_call_id
-from agent.store import ANY_OWNER, Store, open_store
-from agent.store.records import NewCall
 from tests.conftest import chat, msg
+from voxkeep.core.errors import NotFound, TakenOver
+from voxkeep.core.ids import new_call_id
+from voxkeep.store import ANY_OWNER, Store, open_store
+from voxkeep.store.records import NewCall
 
 WINDOW_S = 600.0
 

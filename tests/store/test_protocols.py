@@ -7,9 +7,9 @@ import inspect
 import re
 from pathlib import Path
 
-from agent.store import base
-from agent.store.postgres import PostgresStore
-from agent.store.sqlite import SqliteStore
+from voxkeep.store import base
+from voxkeep.store.postgres import PostgresStore
+from voxkeep.store.sqlite import SqliteStore
 
 PARTS = ["ChatStore", "CallHolding", "Sweeping", "Summaries", "Administration", "Outbox"]
 DOC = Path(__file__).parents[2] / "docs" / "store.md"

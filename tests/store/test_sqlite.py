@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from agent.store import Store
-from agent.store.sqlite import SqliteStore
 from tests.conftest import chat, msg
+from voxkeep.store import Store
+from voxkeep.store.sqlite import SqliteStore
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 the schema it leaves. The previous release runs on this release's schema; this code keeps running
 on the schema of the next release while that only expands, refuses a schema that contracted past
 it in one line naming both versions, and the next release's code refuses this schema until
-`agentctl db migrate` has run."""
+`voxkeepctl db migrate` has run."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.__main__ import check_schema
-from agent.errors import SchemaError
-from agent.settings import Settings
-from agent.store import ANY_OWNER, migrations, open_store
 from tests.conftest import chat, msg
+from voxkeep.core.errors import SchemaError
+from voxkeep.core.settings import Settings
+from voxkeep.store import ANY_OWNER, migrations, open_store
+from voxkeep.worker.main import check_schema
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENTCTL = [sys.executable, "-m", "agent.cli.main"]
+VOXKEEPCTL = [sys.executable, "-m", "voxkeep.cli.main"]
 LATEST = len(migrations.load("sqlite"))
 NEXT = LATEST + 1
 # what the next release might add: a column this code never names (expand), or a table it
@@ -35,9 +35,11 @@ CONTRACT = "DROP INDEX chats_updated;\n"
 def next_release(tmp_path: Path, sql: str, oldest_code: int) -> Path:
     """This code, plus one more migration for each backend: the next release as it ships."""
     folder = tmp_path / f"release-{NEXT}"
-    shutil.copytree(ROOT / "agent", folder / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "voxkeep", folder / "voxkeep", ignore=shutil.ignore_patterns("__pycache__")
+    )
     for backend in ("sqlite", "postgres"):
-        migration = folder / "agent" / "store" / "migrations" / backend / f"{NEXT:04d}_next.sql"
+        migration = folder / "voxkeep" / "store" / "migrations" / backend / f"{NEXT:04d}_next.sql"
         migration.write_text(f"-- the next release\n-- oldest code: {oldest_code}\n{sql}")
     return folder
 
@@ -45,17 +47,19 @@ def next_release(tmp_path: Path, sql: str, oldest_code: int) -> Path:
 def previous_release(tmp_path: Path) -> Path:
     """This code without its newest migration: the release before it, as it shipped."""
     folder = tmp_path / f"release-{LATEST - 1}"
-    shutil.copytree(ROOT / "agent", folder / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "voxkeep", folder / "voxkeep", ignore=shutil.ignore_patterns("__pycache__")
+    )
     for backend in ("sqlite", "postgres"):
         newest = migrations.load(backend)[-1]
-        (folder / "agent/store/migrations" / backend / f"{LATEST:04d}_{newest.name}.sql").unlink()
+        (folder / "voxkeep/store/migrations" / backend / f"{LATEST:04d}_{newest.name}.sql").unlink()
     return folder
 
 
 WRITE = """
 import asyncio, sys, time
-from agent.store import open_store
-from agent.store.records import NewChat, NewMessage
+from voxkeep.store import open_store
+from voxkeep.store.records import NewChat, NewMessage
 async def main():
     store = await open_store(sys.argv[1])
     await store.write([NewChat(id="chat_prev", owner="alice", created_at=time.time()),
@@ -69,10 +73,10 @@ asyncio.run(main())
 
 
 def run(code: Path, url: str, *argv: str) -> subprocess.CompletedProcess[str]:
-    """`agentctl --db URL ARGV` of the release in `code` (ROOT: this one)."""
-    env = {**os.environ, "PYTHONPATH": str(code), "AGENT_LOG_LEVEL": "WARNING"}
+    """`voxkeepctl --db URL ARGV` of the release in `code` (ROOT: this one)."""
+    env = {**os.environ, "PYTHONPATH": str(code), "VOXKEEP_LOG_LEVEL": "WARNING"}
     return subprocess.run(
-        [*AGENTCTL, "--db", url, *argv], cwd=code, env=env, capture_output=True, text=True,
+        [*VOXKEEPCTL, "--db", url, *argv], cwd=code, env=env, capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
 
@@ -143,7 +147,7 @@ async def test_a_schema_contracted_past_this_code_is_refused_in_one_line(
     )
     listed = run(ROOT, db_url, "chats", "list")
     assert (listed.returncode, listed.stdout) == (1, "")
-    assert listed.stderr == f"agentctl: {refusal.format('agentctl')}\n"
+    assert listed.stderr == f"voxkeepctl: {refusal.format('voxkeepctl')}\n"
     with pytest.raises(SchemaError) as refused:
         await check_schema(Settings(_env_file=None, db_url=db_url))
     assert str(refused.value) == refusal.format("worker")
@@ -161,8 +165,8 @@ async def test_the_next_release_waits_for_the_migration(sqlite_url: str, tmp_pat
     early = run(released, db_url, "chats", "list")
     assert early.returncode == 1
     assert early.stderr == (
-        f"agentctl: the database is at schema version {LATEST}, this agentctl needs {NEXT}: "
-        "run `agentctl db migrate`\n"
+        f"voxkeepctl: the database is at schema version {LATEST}, this voxkeepctl needs {NEXT}: "
+        "run `voxkeepctl db migrate`\n"
     )
     assert run(released, db_url, "db", "migrate").returncode == 0
     assert run(released, db_url, "chats", "list").returncode == 0

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import StoreError, StoreUnavailable
-from agent.store import ANY_OWNER, Store, WriteResult, open_store
-from agent.store.records import Record
-from agent.store.writer import Writer, WriterClosed, WriterOptions
 from tests.conftest import Outage, chat, msg
+from voxkeep.core.errors import StoreError, StoreUnavailable
+from voxkeep.store import ANY_OWNER, Store, WriteResult, open_store
+from voxkeep.store.records import Record
+from voxkeep.store.writer import Writer, WriterClosed, WriterOptions
 
 HERE = Path(__file__).parent
 SECRET = "SECRET-TEXT-never-in-logs"
@@ -175,11 +175,11 @@ async def logged(event: str) -> None:
                 seen.set()
 
     watch = Watch()
-    logging.getLogger("agent").addHandler(watch)
+    logging.getLogger("voxkeep").addHandler(watch)
     try:
         await seen.wait()
     finally:
-        logging.getLogger("agent").removeHandler(watch)
+        logging.getLogger("voxkeep").removeHandler(watch)
 
 
 async def test_past_the_queue_bound_records_spill_to_the_journal_and_replay_in_order(
@@ -249,7 +249,10 @@ async def test_acknowledged_messages_survive_sigkill_at_random_moments(
     await reader.write([c])
     rng = random.Random(20261122)
     acked: list[str] = []
-    for run in range(RUNS):
+    # Each child is killed after a number of its acknowledgements, then a moment more: the kills
+    # land at random points of its work however fast or slow the machine is.
+    targets = [rng.randint(1, 60) for _ in range(RUNS)]
+    for run, target in enumerate(targets):
         child = await asyncio.create_subprocess_exec(
             sys.executable,
             str(HERE / "writer_child.py"),
@@ -262,22 +265,23 @@ async def test_acknowledged_messages_survive_sigkill_at_random_moments(
             cwd=HERE.parent.parent,
         )
         assert child.stdout is not None
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(60):
             assert await child.stdout.readline() == b"ready\n"
-            await asyncio.sleep(rng.uniform(0.05, 0.6))
+            complete = [await child.stdout.readline() for _ in range(target)]
+            await asyncio.sleep(rng.uniform(0, 0.5))
             child.kill()
             out = await child.stdout.read()
             await child.wait()
-        complete = out.split(b"\n")[:-1]  # a line cut by the kill is not an acknowledgement
-        acked += [line[4:].decode() for line in complete if line.startswith(b"ack ")]
+        complete += out.split(b"\n")[:-1]  # a line cut by the kill is not an acknowledgement
+        acked += [line.strip()[4:].decode() for line in complete if line.startswith(b"ack ")]
         # the next process replays whatever the killed one left in its journal
         successor = await start_writer(db_url, tmp_path)
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(60):
             await successor.flush()
         await successor.aclose()
     page = await reader.messages(c.id, owner=ANY_OWNER)
     ids = [m.id for m in page.messages]
-    assert len(acked) > 1000
+    assert len(acked) >= sum(targets)
     assert set(acked) <= set(ids), "an acknowledged message was lost"
     assert len(ids) == len(set(ids)) and len({m.content for m in page.messages}) == len(ids)
     assert [m.seq for m in page.messages] == list(range(1, len(ids) + 1))

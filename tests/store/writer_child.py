@@ -10,9 +10,9 @@ import os
 import sys
 import time
 
-from agent.store import open_store
-from agent.store.records import NewMessage
-from agent.store.writer import Writer, WriterOptions
+from voxkeep.store import open_store
+from voxkeep.store.records import NewMessage
+from voxkeep.store.writer import Writer, WriterOptions
 
 
 def acknowledge(msg_id: str, _: object) -> None:

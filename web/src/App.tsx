@@ -1,5 +1,5 @@
 import { RoomAudioRenderer, RoomContext } from "@livekit/components-react";
-import { AgentControl, type ChatMessage, type ChatSummary } from "agent-client";
+import { AgentControl, type ChatMessage, type ChatSummary } from "@voxkeep/client";
 import { type AudioCaptureOptions, Room, RoomEvent } from "livekit-client";
 import { useEffect, useState } from "react";
 

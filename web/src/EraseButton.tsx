@@ -1,4 +1,4 @@
-import { type AgentControl, ControlError } from "agent-client";
+import { type AgentControl, ControlError } from "@voxkeep/client";
 import { useState } from "react";
 
 interface Offer {

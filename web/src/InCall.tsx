@@ -1,5 +1,5 @@
 import { useConnectionState, useTranscriptions, useVoiceAssistant } from "@livekit/components-react";
-import { type AgentControl, type ChatMessage, type ChatSummary, ControlError } from "agent-client";
+import { type AgentControl, type ChatMessage, type ChatSummary, ControlError } from "@voxkeep/client";
 import type { Room } from "livekit-client";
 import { useEffect, useState, useSyncExternalStore } from "react";
 

@@ -1,4 +1,4 @@
-import { type AgentControl, ControlError } from "agent-client";
+import { type AgentControl, ControlError } from "@voxkeep/client";
 import { useRef, useState } from "react";
 
 /** New Chat: saves the current conversation and starts a fresh one. Disabled while it works

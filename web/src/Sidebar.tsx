@@ -1,4 +1,4 @@
-import type { ChatSummary } from "agent-client";
+import type { ChatSummary } from "@voxkeep/client";
 import { useState } from "react";
 
 interface Props {

@@ -1,4 +1,4 @@
-import type { ChatMessage, Prosody } from "agent-client";
+import type { ChatMessage, Prosody } from "@voxkeep/client";
 
 export interface LiveLine {
   id: string;

@@ -1,6 +1,6 @@
-// The app server's endpoints (agent/webapp.py): tokens are minted there, never in the browser,
+// The app server's endpoints (voxkeep/local/webapp.py): tokens are minted there, never in the browser,
 // and a caller's history can be read there while no call (so no agent) is up.
-import type { ChatMessage, ChatSummary } from "agent-client";
+import type { ChatMessage, ChatSummary } from "@voxkeep/client";
 
 export interface Grant {
   url: string;

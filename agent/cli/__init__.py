@@ -1,1 +1,0 @@
-"""`agentctl`, the operator CLI (docs/operations.md)."""

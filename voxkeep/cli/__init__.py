@@ -1,0 +1,1 @@
+"""`voxkeepctl`, the operator CLI (docs/operations.md)."""

@@ -1,0 +1,1 @@
+"""The operator's console, `voxkeepctl serve` (docs/console.md): an HTTP API over the store."""

@@ -1,0 +1,21 @@
+"""Chat history storage: the `Store` protocol, its backends, and the per-process writer."""
+
+from __future__ import annotations
+
+from voxkeep.core.errors import InvalidInput
+from voxkeep.store.base import ANY_OWNER, OwnerScope, SchemaStatus, Store, WriteResult
+
+__all__ = ["ANY_OWNER", "OwnerScope", "SchemaStatus", "Store", "WriteResult", "open_store"]
+
+
+async def open_store(url: str) -> Store:
+    """The store named by `VOXKEEP_DB_URL`: `sqlite:///path` (default) or `postgresql://…`."""
+    if url.startswith("sqlite:"):
+        from voxkeep.store.sqlite import SqliteStore
+
+        return await SqliteStore.open(url)
+    if url.startswith(("postgresql:", "postgres:")):
+        from voxkeep.store.postgres import PostgresStore
+
+        return await PostgresStore.open(url)
+    raise InvalidInput("VOXKEEP_DB_URL must start with sqlite:/// or postgresql://")

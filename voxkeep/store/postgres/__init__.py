@@ -1,0 +1,13 @@
+"""The shared store: PostgreSQL through asyncpg (docs/store.md), for several workers at once.
+
+`store.py` puts the class together from modules named for what they do, the same in both
+backends: `connection.py` (transactions, reads, driver errors), `schema.py`, `reads.py`,
+`writes.py`, `holding.py` (which call holds a chat), `outbox.py` (webhooks), `maintenance.py`
+and `rows.py`. Only this package imports its driver.
+"""
+
+from __future__ import annotations
+
+from voxkeep.store.postgres.store import PostgresStore
+
+__all__ = ["PostgresStore"]

@@ -1,0 +1,129 @@
+"""Which call holds a chat (docs/resume.md), as PostgreSQL transactions: the claim at call start or
+resume, the heartbeat, and the sweeper. The chat's row lock makes two claims take turns."""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+
+from voxkeep.core import metrics
+from voxkeep.core.errors import NotFound
+from voxkeep.store import queries
+from voxkeep.store.base import ANY_OWNER, OwnerScope, Swept
+from voxkeep.store.postgres.connection import log
+from voxkeep.store.postgres.reads import PostgresReads
+from voxkeep.store.postgres.rows import chat_from_row
+from voxkeep.store.queries import CHAT_COLUMNS
+from voxkeep.store.records import Chat, NewCall
+
+TAKEN_OVER = "taken_over"
+
+
+_INSERT_CALL = (
+    "INSERT INTO calls (id, chat_id, room, job_id, participant, started_at, heartbeat_at)"
+    " SELECT $1, $2, $3, $4, $5, $6, $6 WHERE EXISTS (SELECT 1 FROM chats WHERE id = $2)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+
+
+def call_params(c: NewCall) -> tuple[object, ...]:
+    return (c.id, c.chat_id, c.room, c.job_id, c.participant, c.started_at)
+
+
+async def insert_calls(conn: asyncpg.Connection, calls: list[NewCall]) -> None:
+    await conn.executemany(_INSERT_CALL, [call_params(c) for c in calls])
+
+
+async def taken_over_at(conn: asyncpg.Connection, call_ids: set[str]) -> dict[str, float]:
+    if not call_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT id, ended_at FROM calls WHERE id = ANY($1::text[]) AND end_reason = $2",
+        list(call_ids), TAKEN_OVER,
+    )  # fmt: skip
+    return {row[0]: row[1] for row in rows}
+
+
+async def _claim_chat(conn: asyncpg.Connection, call: NewCall, owner: str | None, at: float) -> int:
+    """See `Store.claim_chat`: the chat's row lock makes two claims take turns."""
+    found = await conn.fetchval("SELECT owner FROM chats WHERE id = $1 FOR UPDATE", call.chat_id)
+    if found is None or (owner is not None and found != owner):
+        raise NotFound("no such chat")
+    taken = await conn.execute(
+        "UPDATE calls SET ended_at = $1, end_reason = $2"
+        " WHERE chat_id = $3 AND ended_at IS NULL AND id != $4",
+        at, TAKEN_OVER, call.chat_id, call.id,
+    )  # fmt: skip
+    await conn.execute(
+        "UPDATE chats SET status = 'active', end_reason = NULL, ended_at = NULL,"
+        " updated_at = GREATEST(updated_at, $1) WHERE id = $2",
+        at, call.chat_id,
+    )  # fmt: skip
+    await conn.execute(_INSERT_CALL, *call_params(call))
+    return int(taken.rsplit(" ", 1)[-1])
+
+
+async def _heartbeat(conn: asyncpg.Connection, call_id: str, at: float) -> bool:
+    changed = await conn.execute(
+        "UPDATE calls SET heartbeat_at = $1 WHERE id = $2 AND ended_at IS NULL", at, call_id
+    )
+    if changed != "UPDATE 0":
+        return True
+    return not await taken_over_at(conn, {call_id})
+
+
+async def _sweep(conn: asyncpg.Connection, cutoff: float) -> Swept:
+    """See `voxkeep/store/sqlite/holding.py: sweep`: the same rules."""
+    calls = await conn.execute(
+        "UPDATE calls SET ended_at = COALESCE(heartbeat_at, started_at), end_reason = 'lost'"
+        " WHERE ended_at IS NULL AND COALESCE(heartbeat_at, started_at) < $1",
+        cutoff,
+    )
+    stale = await conn.fetch(
+        "SELECT c.id, EXISTS (SELECT 1 FROM messages m WHERE m.chat_id = c.id AND m.role = 'user'),"
+        " GREATEST(c.updated_at, COALESCE((SELECT MAX(heartbeat_at) FROM calls k"
+        "   WHERE k.chat_id = c.id), 0))"
+        " FROM chats c WHERE c.status = 'active' AND c.updated_at < $1"
+        " AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.chat_id = c.id AND k.ended_at IS NULL)"
+        " ORDER BY c.id FOR UPDATE OF c",
+        cutoff,
+    )
+    stale = [row for row in stale if row[2] < cutoff]
+    lost = [(row[2], row[0]) for row in stale if row[1]]
+    empty = [(row[0],) for row in stale if not row[1]]
+    await conn.executemany(
+        "UPDATE chats SET status = 'interrupted', end_reason = 'lost', ended_at = $1 WHERE id = $2",
+        lost,
+    )
+    await conn.executemany("DELETE FROM chats WHERE id = $1", empty)
+    return Swept(
+        calls_lost=int(calls.rsplit(" ", 1)[-1]), chats_lost=len(lost), chats_deleted=len(empty)
+    )
+
+
+class PostgresHolding(PostgresReads):
+    """Who holds a chat: the claim, the heartbeat, the sweeper's rules."""
+
+    async def resume_candidate(self, owner: str, *, ended_since: float) -> Chat | None:
+        rows = await self._fetch(
+            f"SELECT {CHAT_COLUMNS} FROM chats c WHERE c.owner = $1"
+            " ORDER BY c.updated_at DESC, c.id DESC LIMIT 1",
+            owner,
+        )
+        newest = chat_from_row(rows[0]) if rows else None
+        return queries.resumable(newest, ended_since)
+
+    async def claim_chat(self, call: NewCall, *, owner: OwnerScope) -> Chat:
+        scope = None if owner is ANY_OWNER else str(owner)
+        taken = await self._transaction(lambda conn: _claim_chat(conn, call, scope, time.time()))
+        if taken:
+            log.info("chat.taken_over", chat_id=call.chat_id, call_id=call.id, calls=taken)
+            metrics.TAKEOVERS.labels(backend="postgres").inc(taken)
+        return await self.get_chat(call.chat_id, owner=owner)
+
+    async def heartbeat(self, call_id: str, *, at: float) -> bool:
+        return await self._transaction(lambda conn: _heartbeat(conn, call_id, at))
+
+    async def sweep(self, *, stale_before: float) -> Swept:
+        return await self._transaction(lambda conn: _sweep(conn, stale_before))

@@ -1,0 +1,94 @@
+"""Operations on the whole store (docs/operations.md): prune, erasure, purge, statistics, integrity
+checks and backups."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+
+from voxkeep.core.errors import InvalidInput, StoreError
+from voxkeep.store.base import OwnerScope
+from voxkeep.store.postgres.connection import mapped, owner_clause
+from voxkeep.store.postgres.schema import PostgresSchema
+from voxkeep.store.records import StoreStats
+
+PURGE_TIMEOUT_S = 600.0  # VACUUM reads whole tables
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+class PostgresMaintenance(PostgresSchema):
+    """What operators run: prune, erasure and purging deleted words, statistics, checks, backups."""
+
+    async def prune(self, *, older_than: float, owner: OwnerScope, limit: int | None = None) -> int:
+        clause, params = owner_clause(owner, "owner", 3)
+        return await self._changed(
+            "DELETE FROM chats WHERE id IN (SELECT id FROM chats WHERE status != 'active'"
+            f" AND updated_at < $1{clause} ORDER BY updated_at LIMIT $2)",
+            older_than, limit, *params,
+        )  # fmt: skip
+
+    async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
+        deleted = await self._changed(
+            "DELETE FROM chats WHERE owner = $1 AND id IS DISTINCT FROM $2", owner, keep
+        )
+        await self.purge()
+        return deleted
+
+    async def purge(self) -> None:
+        # outside a transaction, as VACUUM must be: dead rows leave the search index and their
+        # space is reclaimed (pg_dump never copies them in the first place)
+        with mapped():
+            await self._pool.execute("VACUUM messages, calls, chats", timeout=PURGE_TIMEOUT_S)
+
+    async def stats(self) -> StoreStats:
+        by_status = {
+            row[0]: row[1]
+            for row in await self._fetch("SELECT status, COUNT(*) FROM chats GROUP BY status")
+        }
+        chats, messages, owners, size = (
+            await self._fetch(
+                "SELECT (SELECT COUNT(*) FROM chats), (SELECT COUNT(*) FROM messages),"
+                " (SELECT COUNT(DISTINCT owner) FROM chats),"
+                " pg_database_size(current_database())"
+            )
+        )[0]
+        status = await self.schema_status()
+        return StoreStats(
+            chats=chats, messages=messages, owners=owners, chats_by_status=by_status,
+            schema_version=status.current, size_bytes=size,
+        )  # fmt: skip
+
+    async def check(self) -> list[str]:
+        problems: list[str] = []
+        status = await self.schema_status()
+        refusal = status.refusal("voxkeepctl")
+        if refusal:
+            problems.append(refusal)
+        if status.current == 0:
+            return problems
+        rows = await self._fetch(
+            "SELECT chat_id FROM messages GROUP BY chat_id HAVING MAX(seq) != COUNT(*) LIMIT 10"
+        )
+        problems += [f"seq: chat {row[0]} has gaps" for row in rows]
+        return problems
+
+    async def backup(self, path: str) -> None:
+        """A consistent copy with `pg_dump` (custom format: restore with `pg_restore`)."""
+        if await asyncio.to_thread(_exists, path):
+            raise InvalidInput(f"{path} already exists")
+        dump = shutil.which("pg_dump")
+        if dump is None:
+            raise InvalidInput(
+                "backing up PostgreSQL needs pg_dump (the postgresql-client package)"
+            )
+        process = await asyncio.create_subprocess_exec(
+            dump, "--format=custom", f"--file={path}", f"--dbname={self._url}",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await process.communicate()
+        if process.returncode != 0:
+            raise StoreError(f"pg_dump failed: {err.decode(errors='replace').strip()[:200]}")

@@ -1,0 +1,138 @@
+"""Backend-neutral pieces of queries: page cursors and search terms."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from voxkeep.core.errors import InvalidInput
+from voxkeep.store.records import Chat, ChatPage, Message, MessagePage, NewMessage, default_title
+
+RESUMABLE_ENDS = ("hangup", "lost", "shutdown")
+
+# The same columns on every backend (docs/store.md), in the order the row converters read them.
+CHAT_COLUMNS = (
+    "c.id, c.owner, c.agent_name, c.title, c.status, c.end_reason, c.created_at, c.updated_at,"
+    " c.ended_at, c.summary, c.summary_seq, c.metadata,"
+    " COALESCE((SELECT MAX(seq) FROM messages m WHERE m.chat_id = c.id), 0)"
+)
+MESSAGE_COLUMNS = (
+    "id, chat_id, call_id, seq, role, content, tool_name, tool_call, tool_result, interrupted,"
+    " confidence, started_at, ended_at, created_at, prosody, item, metadata"
+)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_SEARCH_WORDS = 16
+
+
+def encode_cursor(updated_at: float, chat_id: str) -> str:
+    """An opaque cursor for keyset pages ordered by (updated_at DESC, id DESC)."""
+    raw = json.dumps([updated_at, chat_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        updated_at, chat_id = json.loads(raw)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise InvalidInput("cursor is not one this store gave out") from exc
+    if (
+        not isinstance(updated_at, int | float)
+        or isinstance(updated_at, bool)
+        or not math.isfinite(updated_at)
+        or not isinstance(chat_id, str)
+    ):
+        raise InvalidInput("cursor is not one this store gave out")
+    return float(updated_at), chat_id
+
+
+def search_words(query: str) -> list[str]:
+    """The words of a search query: every one must match. Operators and quotes are not syntax."""
+    words = _WORD.findall(query)
+    if not words:
+        raise InvalidInput("a search needs at least one word")
+    return words[:MAX_SEARCH_WORDS]
+
+
+def fts_query(query: str) -> str:
+    """An FTS5 MATCH expression that finds messages holding every word (each as a prefix-free
+    quoted string, so no user input is parsed as FTS5 syntax)."""
+    return " AND ".join(f'"{word}"' for word in search_words(query))
+
+
+@dataclass
+class Appended:
+    """What one batch of messages does to the chats it touches (both backends, same rules)."""
+
+    live: list[tuple[NewMessage, int]] = field(default_factory=list)
+    """The messages to insert, each with its seq."""
+    orphaned: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    newest: dict[str, float] = field(default_factory=dict)
+    """Each touched chat's newest message time (its `updated_at`)."""
+    titles: dict[str, str] = field(default_factory=dict)
+    """The title of each touched chat from its first user message (kept only if untitled)."""
+
+
+def append(
+    messages: Iterable[NewMessage],
+    last_seq: Mapping[str, int],
+    stored: set[str],
+    lost_at: Mapping[str, float],
+) -> Appended:
+    """Number a batch: each new message gets its chat's next seq, in batch order. A message
+    whose chat is gone is orphaned; one made after its call lost the chat (`lost_at`: call id
+    → when) is refused; one already stored (a replay) takes no number."""
+    out, seqs, seen = Appended(), dict(last_seq), set(stored)
+    for m in messages:
+        if m.chat_id not in seqs:
+            out.orphaned.append(m.id)
+        elif m.id in seen:
+            continue
+        elif m.call_id is not None and m.created_at > lost_at.get(m.call_id, math.inf):
+            out.refused.append(m.id)
+        else:
+            seen.add(m.id)
+            seqs[m.chat_id] += 1
+            out.live.append((m, seqs[m.chat_id]))
+            out.newest[m.chat_id] = max(out.newest.get(m.chat_id, m.created_at), m.created_at)
+            if m.role == "user" and m.content and m.content.strip():
+                out.titles.setdefault(m.chat_id, default_title(m.content))
+    return out
+
+
+def resumable(newest: Chat | None, ended_since: float) -> Chat | None:
+    """The owner's most recent chat, if a new call should resume it (docs/resume.md): still active,
+    or ended by hang-up, loss or shutdown at `ended_since` or later."""
+    if newest is None or newest.status == "active":
+        return newest
+    recent = (newest.ended_at or 0) >= ended_since
+    return newest if newest.end_reason in RESUMABLE_ENDS and recent else None
+
+
+def check_page_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise InvalidInput("limit must be at least 1")
+
+
+def chat_page(chats: list[Chat], limit: int) -> ChatPage:
+    """A page from up to `limit + 1` chats read (the extra one says there is more)."""
+    page = chats[:limit]
+    more = len(chats) > limit
+    return ChatPage(
+        chats=page,
+        next_cursor=encode_cursor(page[-1].updated_at, page[-1].id) if more else None,
+    )
+
+
+def message_page(newest_first: list[Message]) -> MessagePage:
+    """A page from messages read newest first: oldest first, and where the next page ends."""
+    newest_first.reverse()
+    first = newest_first[0].seq if newest_first else 0
+    return MessagePage(messages=newest_first, next_before_seq=first if first > 1 else None)

@@ -1,0 +1,137 @@
+"""Which call holds a chat (docs/resume.md), as SQLite write transactions: the claim at call start
+or resume, the heartbeat, and the sweeper. Each runs whole on the store's writer thread between
+`BEGIN IMMEDIATE` and `COMMIT`, which makes a claim a compare-and-set across processes."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import time
+
+from voxkeep.core import metrics
+from voxkeep.core.errors import NotFound
+from voxkeep.store import queries
+from voxkeep.store.base import ANY_OWNER, OwnerScope, Swept
+from voxkeep.store.queries import CHAT_COLUMNS
+from voxkeep.store.records import Chat, NewCall
+from voxkeep.store.sqlite.connection import log
+from voxkeep.store.sqlite.reads import SqliteReads
+from voxkeep.store.sqlite.rows import chat_from_row
+
+TAKEN_OVER = "taken_over"
+_INSERT_CALL = (
+    "INSERT INTO calls (id, chat_id, room, job_id, participant, started_at, heartbeat_at)"
+    " SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM chats WHERE id = ?)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+
+
+def call_params(c: NewCall) -> tuple[object, ...]:
+    """The parameters of `_INSERT_CALL` for one call row (its first heartbeat is its start)."""
+    return (c.id, c.chat_id, c.room, c.job_id, c.participant, c.started_at, c.started_at, c.chat_id)
+
+
+def insert_calls(conn: sqlite3.Connection, calls: list[NewCall]) -> None:
+    conn.executemany(_INSERT_CALL, [call_params(c) for c in calls])
+
+
+def _claim_chat(conn: sqlite3.Connection, call: NewCall, owner: str | None, at: float) -> int:
+    """Make `call` the one live call of its chat: every other live row of the chat is ended
+    `taken_over`, the chat is active again, the row is inserted. How many calls lost the chat."""
+    found = conn.execute(
+        "SELECT 1 FROM chats WHERE id = ?" + ("" if owner is None else " AND owner = ?"),
+        (call.chat_id,) if owner is None else (call.chat_id, owner),
+    ).fetchone()
+    if found is None:
+        raise NotFound("no such chat")
+    taken = conn.execute(
+        "UPDATE calls SET ended_at = ?, end_reason = ?"
+        " WHERE chat_id = ? AND ended_at IS NULL AND id != ?",
+        (at, TAKEN_OVER, call.chat_id, call.id),
+    ).rowcount
+    conn.execute(
+        "UPDATE chats SET status = 'active', end_reason = NULL, ended_at = NULL,"
+        " updated_at = MAX(updated_at, ?) WHERE id = ?",
+        (at, call.chat_id),
+    )
+    insert_calls(conn, [call])
+    return int(taken)
+
+
+def taken_over_at(conn: sqlite3.Connection, call_ids: set[str]) -> dict[str, float]:
+    """Of `call_ids`, the calls that lost their chat to another call, and when."""
+    if not call_ids:
+        return {}
+    marks = ",".join("?" * len(call_ids))
+    rows = conn.execute(
+        f"SELECT id, ended_at FROM calls WHERE id IN ({marks}) AND end_reason = ?",
+        (*call_ids, TAKEN_OVER),
+    ).fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
+def _heartbeat(conn: sqlite3.Connection, call_id: str, at: float) -> bool:
+    """Refresh a live call row; False when the call was taken over. A row not written yet (its
+    record still on the way) or ended another way still counts as held: nobody else has it."""
+    if conn.execute(
+        "UPDATE calls SET heartbeat_at = ? WHERE id = ? AND ended_at IS NULL", (at, call_id)
+    ).rowcount:
+        return True
+    return not taken_over_at(conn, {call_id})
+
+
+def _sweep(conn: sqlite3.Connection, cutoff: float) -> Swept:
+    """End the call rows that stopped heartbeating before `cutoff` (`lost`), then end the active
+    chats nobody holds and nobody wrote to since `cutoff`: `interrupted`/`lost` when someone
+    spoke, deleted when no user message was ever written (docs/store.md). A chat's end is the last
+    moment it was known alive, so the resume window counts from the loss, not from the sweep."""
+    calls = conn.execute(
+        "UPDATE calls SET ended_at = COALESCE(heartbeat_at, started_at), end_reason = 'lost'"
+        " WHERE ended_at IS NULL AND COALESCE(heartbeat_at, started_at) < ?",
+        (cutoff,),
+    ).rowcount
+    stale = conn.execute(
+        "SELECT c.id, EXISTS (SELECT 1 FROM messages m WHERE m.chat_id = c.id AND m.role = 'user'),"
+        " MAX(c.updated_at, COALESCE((SELECT MAX(heartbeat_at) FROM calls k"
+        "   WHERE k.chat_id = c.id), 0))"
+        " FROM chats c WHERE c.status = 'active' AND c.updated_at < ?"
+        " AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.chat_id = c.id AND k.ended_at IS NULL)",
+        (cutoff,),
+    ).fetchall()
+    stale = [row for row in stale if row[2] < cutoff]
+    alive_until = {chat_id: last for chat_id, spoke, last in stale if spoke}
+    empty = [chat_id for chat_id, spoke, _ in stale if not spoke]
+    conn.executemany(
+        "UPDATE chats SET status = 'interrupted', end_reason = 'lost', ended_at = ? WHERE id = ?",
+        [(last, chat_id) for chat_id, last in alive_until.items()],
+    )
+    conn.executemany("DELETE FROM chats WHERE id = ?", [(chat_id,) for chat_id in empty])
+    return Swept(calls_lost=int(calls), chats_lost=len(alive_until), chats_deleted=len(empty))
+
+
+class SqliteHolding(SqliteReads):
+    """Who holds a chat: the claim, the heartbeat, the sweeper's rules."""
+
+    async def resume_candidate(self, owner: str, *, ended_since: float) -> Chat | None:
+        rows = await self._read(
+            f"SELECT {CHAT_COLUMNS} FROM chats c WHERE c.owner = ?"
+            " ORDER BY c.updated_at DESC, c.id DESC LIMIT 1",
+            (owner,),
+        )
+        return queries.resumable(chat_from_row(rows[0]) if rows else None, ended_since)
+
+    async def claim_chat(self, call: NewCall, *, owner: OwnerScope) -> Chat:
+        scope = None if owner is ANY_OWNER else str(owner)
+        taken = await self._transaction(
+            functools.partial(_claim_chat, call=call, owner=scope, at=time.time())
+        )
+        if taken:
+            log.info("chat.taken_over", chat_id=call.chat_id, call_id=call.id, calls=taken)
+            metrics.TAKEOVERS.labels(backend="sqlite").inc(taken)
+        return await self.get_chat(call.chat_id, owner=owner)
+
+    async def heartbeat(self, call_id: str, *, at: float) -> bool:
+        return await self._transaction(functools.partial(_heartbeat, call_id=call_id, at=at))
+
+    async def sweep(self, *, stale_before: float) -> Swept:
+        return await self._transaction(functools.partial(_sweep, cutoff=stale_before))

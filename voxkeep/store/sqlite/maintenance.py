@@ -1,0 +1,109 @@
+"""Operations on the whole store (docs/operations.md): prune, erasure, purge, statistics, integrity
+checks and backups."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+
+from voxkeep.core.errors import InvalidInput, StoreError, StoreUnavailable
+from voxkeep.store.base import OwnerScope
+from voxkeep.store.records import StoreStats
+from voxkeep.store.sqlite.connection import (
+    BUSY_TIMEOUT_MS,
+    RESTART_WAIT_MS,
+    log,
+    mapped,
+    owner_clause,
+)
+from voxkeep.store.sqlite.schema import SqliteSchema
+
+
+def _truncate_wal(conn: sqlite3.Connection) -> None:
+    """Checkpoint everything and empty the WAL file; skipped (a later one does it) when
+    readers hold it longer than the writer may wait."""
+    conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
+    try:
+        with mapped():
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except StoreUnavailable:
+        log.info("store.wal_busy")
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+def _file_size(path: str) -> int:
+    return sum(os.path.getsize(p) for p in (path, f"{path}-wal") if os.path.exists(p))
+
+
+class SqliteMaintenance(SqliteSchema):
+    """What operators run: prune, erasure and purging deleted words, statistics, checks, backups."""
+
+    async def prune(self, *, older_than: float, owner: OwnerScope, limit: int | None = None) -> int:
+        clause, params = owner_clause(owner, "owner")
+        return await self._changed(
+            "DELETE FROM chats WHERE id IN (SELECT id FROM chats WHERE status != 'active'"
+            f" AND updated_at < ?{clause} ORDER BY updated_at LIMIT ?)",
+            (older_than, *params, -1 if limit is None else limit),
+        )
+
+    async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
+        deleted = await self._changed(
+            "DELETE FROM chats WHERE owner = ? AND id IS NOT ?", (owner, keep)
+        )
+        await self.purge()
+        return deleted
+
+    async def purge(self) -> None:
+        # FTS5 deletes by adding "deleted" markers; merging every segment drops the words
+        await self._changed("INSERT INTO messages_fts (messages_fts) VALUES ('optimize')", ())
+        # and the WAL still holds the pages as they were: copy it back and empty it, between
+        # two transactions on the writer thread (best effort while others read)
+        await asyncio.get_running_loop().run_in_executor(
+            self._write_thread, _truncate_wal, self._conn
+        )
+
+    async def stats(self) -> StoreStats:
+        by_status = dict(await self._read("SELECT status, COUNT(*) FROM chats GROUP BY status"))
+        counts = await self._read(
+            "SELECT (SELECT COUNT(*) FROM chats), (SELECT COUNT(*) FROM messages),"
+            " (SELECT COUNT(DISTINCT owner) FROM chats)"
+        )
+        chats, messages, owners = counts[0]
+        status = await self.schema_status()
+        size = await asyncio.to_thread(_file_size, self.path)
+        return StoreStats(
+            chats=chats,
+            messages=messages,
+            owners=owners,
+            chats_by_status=by_status,
+            schema_version=status.current,
+            size_bytes=size,
+        )
+
+    async def check(self) -> list[str]:
+        problems: list[str] = []
+        status = await self.schema_status()
+        refusal = status.refusal("voxkeepctl")
+        if refusal:
+            problems.append(refusal)
+        if status.current == 0:
+            return problems
+        rows = await self._read("PRAGMA integrity_check")
+        problems += [f"integrity: {row[0]}" for row in rows if row[0] != "ok"]
+        rows = await self._read("PRAGMA foreign_key_check")
+        problems += [f"foreign key: {row[0]} row {row[1]} -> {row[2]}" for row in rows]
+        try:
+            await self._read(
+                "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)"
+            )
+        except StoreError as exc:
+            problems.append(f"search index: {exc}")
+        return problems
+
+    async def backup(self, path: str) -> None:
+        if await asyncio.to_thread(os.path.exists, path):
+            raise InvalidInput(f"{path} already exists")
+        await self.purge()  # the copy carries no remnant of a deleted chat
+        await self._read("VACUUM INTO ?", (path,))

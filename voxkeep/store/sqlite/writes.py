@@ -1,0 +1,230 @@
+"""The SQLite write transactions, as plain functions of a connection.
+
+Each runs whole on the store's writer thread between `BEGIN IMMEDIATE` and `COMMIT` (see
+`SqliteStore._transaction`): one hop from the event loop per transaction, and once started it
+cannot be interrupted halfway by a cancelled caller.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from voxkeep.core.errors import InvalidInput, NotFound, TakenOver
+from voxkeep.store import queries
+from voxkeep.store.base import OwnerScope, WriteResult
+from voxkeep.store.queries import MESSAGE_COLUMNS
+from voxkeep.store.records import (
+    CallEnded,
+    Chat,
+    ChatMetadataSet,
+    ChatStatus,
+    EndReason,
+    MessageMeasured,
+    NewCall,
+    NewChat,
+    NewMessage,
+    Record,
+    check_text,
+)
+from voxkeep.store.sqlite.connection import ROWS_PER_PAGE, owner_clause
+from voxkeep.store.sqlite.holding import TAKEN_OVER, insert_calls, taken_over_at
+from voxkeep.store.sqlite.reads import SqliteReads
+from voxkeep.store.sqlite.rows import message_to_row
+
+_INSERT_CHAT = (
+    "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
+    " VALUES (?, ?, ?, 'active', ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+_END_CALL = "UPDATE calls SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL"
+_SET_METADATA = "UPDATE chats SET metadata = json_set(metadata, '$.' || ?, json(?)) WHERE id = ?"
+_SET_MEASURED = (
+    "UPDATE messages SET prosody = json(?), started_at = COALESCE(started_at, ?),"
+    " ended_at = COALESCE(ended_at, ?) WHERE id = ?"
+)
+_ROW_PARAMS = "(" + ", ".join("?" * 17) + ")"
+# Rows per INSERT statement. One statement per chunk, not one per row: FTS5 flushes its pending
+# terms at every statement inside a trigger, which made per-row inserts ~4x slower.
+CHUNK = 256
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def _insert_messages_sql(rows: int) -> str:
+    return (
+        f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
+        + ", ".join([_ROW_PARAMS] * rows)
+        + " ON CONFLICT (id) DO NOTHING"
+    )
+
+
+def write_records(
+    conn: sqlite3.Connection, records: Sequence[Record], refuse_taken_over: bool
+) -> WriteResult:
+    """Apply a batch. Chats and calls go first and the rest after the messages, which is the
+    order a batch can need: a record only ever refers to a chat or call created before it."""
+    chats = [r for r in records if isinstance(r, NewChat)]
+    messages = [r for r in records if isinstance(r, NewMessage)]
+    calls = [r for r in records if isinstance(r, NewCall)]
+    if chats:
+        conn.executemany(
+            _INSERT_CHAT,
+            [
+                (
+                    c.id,
+                    c.owner,
+                    c.agent_name,
+                    c.created_at,
+                    c.created_at,
+                    c.json_texts()["metadata"],
+                )
+                for c in chats
+            ],
+        )
+    if calls:
+        insert_calls(conn, calls)
+    result = (
+        _write_messages(conn, messages, refuse_taken_over) if messages else WriteResult(inserted=0)
+    )
+    for r in records:
+        if isinstance(r, CallEnded):
+            conn.execute(_END_CALL, (r.ended_at, r.end_reason, r.call_id))
+        elif isinstance(r, ChatMetadataSet):
+            conn.execute(_SET_METADATA, (r.key, r.json_texts()["value"], r.chat_id))
+        elif isinstance(r, MessageMeasured):
+            measured = (r.json_texts()["prosody"], r.started_at, r.ended_at, r.message_id)
+            conn.execute(_SET_MEASURED, measured)
+    return result
+
+
+def _write_messages(
+    conn: sqlite3.Connection, messages: list[NewMessage], refuse_taken_over: bool
+) -> WriteResult:
+    # seq is each chat's next number, given inside this transaction (BEGIN IMMEDIATE makes it
+    # exclusive across connections and processes); a replayed id takes no number. A message
+    # made after its call lost the chat is refused: the chat's new holder writes there now.
+    wanted = json.dumps(sorted({m.chat_id for m in messages}))
+    last_seq: dict[str, int] = dict(
+        conn.execute(  # a correlated MAX per chat is an index lookup; GROUP BY would scan
+            "SELECT c.id, COALESCE((SELECT MAX(seq) FROM messages m WHERE m.chat_id = c.id), 0)"
+            " FROM chats c WHERE c.id IN (SELECT value FROM json_each(?))",
+            (wanted,),
+        ).fetchall()
+    )
+    seen: set[str] = set()
+    for start in range(0, len(messages), CHUNK):
+        ids = [m.id for m in messages[start : start + CHUNK]]
+        seen.update(
+            row[0]
+            for row in conn.execute(
+                f"SELECT id FROM messages WHERE id IN ({_marks(len(ids))})", ids
+            )
+        )
+    lost_at = (
+        taken_over_at(conn, {m.call_id for m in messages if m.call_id}) if refuse_taken_over else {}
+    )
+    batch = queries.append(messages, last_seq, seen, lost_at)
+    rows = [message_to_row(m, seq) for m, seq in batch.live]
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        conn.execute(_insert_messages_sql(len(chunk)), [value for row in chunk for value in row])
+    conn.executemany(
+        "UPDATE chats SET updated_at = MAX(updated_at, ?) WHERE id = ?",
+        [(at, chat_id) for chat_id, at in batch.newest.items()],
+    )
+    conn.executemany(
+        "UPDATE chats SET title = ? WHERE id = ? AND title IS NULL",
+        [(title, chat_id) for chat_id, title in batch.titles.items()],
+    )
+    return WriteResult(inserted=len(rows), orphaned=batch.orphaned, refused=batch.refused)
+
+
+def _close_chat(
+    conn: sqlite3.Connection,
+    chat_id: str,
+    status: ChatStatus,
+    end_reason: EndReason,
+    at: float,
+    call_id: str | None,
+) -> bool:
+    exists, has_user, lost = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM chats WHERE id = ?),"
+        " EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND role = 'user'),"
+        " EXISTS (SELECT 1 FROM calls WHERE id = ? AND end_reason = ?)",
+        (chat_id, chat_id, call_id, TAKEN_OVER),
+    ).fetchone()
+    if not exists:
+        raise NotFound("no such chat")
+    if lost:
+        raise TakenOver("another call holds this chat now")
+    if not has_user:
+        conn.execute("DELETE FROM chats WHERE id = ?", (chat_id,))
+        return False
+    conn.execute(
+        "UPDATE chats SET status = ?, end_reason = ?, ended_at = ?,"
+        " updated_at = MAX(updated_at, ?) WHERE id = ?",
+        (status, end_reason, at, at, chat_id),
+    )
+    return True
+
+
+class SqliteWrites(SqliteReads):
+    """The write transactions: records from the writer, a chat's end, summaries, titles, deletes."""
+
+    async def write(
+        self, records: Sequence[Record], *, refuse_taken_over: bool = True
+    ) -> WriteResult:
+        result = await self._transaction(
+            functools.partial(write_records, records=records, refuse_taken_over=refuse_taken_over)
+        )
+        self._after_write(1 + len(records) // ROWS_PER_PAGE)
+        return result
+
+    async def close_chat(
+        self,
+        chat_id: str,
+        *,
+        status: ChatStatus,
+        end_reason: EndReason,
+        at: float,
+        call_id: str | None = None,
+    ) -> bool:
+        return await self._transaction(
+            functools.partial(
+                _close_chat, chat_id=chat_id, status=status, end_reason=end_reason, at=at,
+                call_id=call_id,
+            )
+        )  # fmt: skip
+
+    async def set_summary(self, chat_id: str, summary: str, *, upto_seq: int) -> bool:
+        summary = check_text(summary, "summary")
+        return bool(
+            await self._changed(
+                "UPDATE chats SET summary = ?, summary_seq = ?"
+                " WHERE id = ? AND COALESCE(summary_seq, 0) < ?",
+                (summary, upto_seq, chat_id, upto_seq),
+            )
+        )
+
+    async def rename_chat(self, chat_id: str, title: str, *, owner: OwnerScope) -> Chat:
+        title = check_text(title.strip(), "title")
+        if not 1 <= len(title) <= 100:
+            raise InvalidInput("a title has 1 to 100 characters")
+        clause, params = owner_clause(owner, "owner")
+        changed = await self._changed(
+            f"UPDATE chats SET title = ?, updated_at = MAX(updated_at, ?) WHERE id = ?{clause}",
+            (title, time.time(), chat_id, *params),
+        )
+        if not changed:
+            raise NotFound("no such chat")
+        return await self.get_chat(chat_id, owner=owner)
+
+    async def delete_chat(self, chat_id: str, *, owner: OwnerScope) -> None:
+        clause, params = owner_clause(owner, "owner")
+        if not await self._changed(f"DELETE FROM chats WHERE id = ?{clause}", (chat_id, *params)):
+            raise NotFound("no such chat")

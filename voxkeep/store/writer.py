@@ -1,0 +1,362 @@
+"""The per-process writer (docs/store.md): finalized records reach the store without the call
+waiting.
+
+`submit()` is synchronous and O(1): it queues the record and returns a future that resolves once
+the record is durable. One task commits the queue in small batches (group commit) on the writer's
+own store connection, retrying transient store errors with backoff. The in-memory queue is
+bounded; past the bound records are appended to the journal file (fsynced, which is when their
+futures resolve) and committed from there once the store catches up. Order is kept: once anything
+is in the journal, later records go there too until it has drained. At start the writer replays
+what an earlier process left in the journal; at close whatever could not be committed in time is
+journaled for the next start. Nothing finalized is dropped silently.
+
+    submit ──► queue (≤ max_queue) ──────────────► store.write (batches)
+          └──► spill ──► journal file (fsync) ──►┘   retried with backoff
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+from pydantic import TypeAdapter, ValidationError
+
+from voxkeep.core import metrics
+from voxkeep.core.errors import DiskFull, StoreError, StoreUnavailable, TakenOver
+from voxkeep.store.base import Store
+from voxkeep.store.journal import Journal
+from voxkeep.store.records import Record
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+_RECORD: TypeAdapter[Record] = TypeAdapter(Record)
+PERMANENT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class WriterOptions:
+    max_queue: int = 10_000
+    max_batch: int = 512
+    retry_initial_s: float = 0.05
+    retry_max_s: float = 2.0
+    close_timeout_s: float = 5.0
+
+
+@dataclass(slots=True)
+class _Pending:
+    record: Record
+    future: asyncio.Future[None]
+    submitted_at: float
+
+
+class WriterClosed(StoreError):
+    """`submit()` after `aclose()`."""
+
+
+class Writer:
+    """Build with `await Writer.start(store, journal_dir)`; the writer owns `store`."""
+
+    def __init__(self, store: Store, journal: Journal, io: ThreadPoolExecutor, opts: WriterOptions):
+        self._store = store
+        self._journal = journal
+        self._io = io
+        self._opts = opts
+        self._queue: deque[_Pending] = deque()
+        self._spill: list[_Pending] = []
+        self._appending = False
+        self._disks_full: set[str] = set()  # "database", "journal": said once until space returns
+        self._journal_unread = journal.unread
+        self._spilling = journal.unread > 0
+        self._submitted = journal.unread
+        self._done = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop_task = asyncio.create_task(self._run(), name="voxkeep-writer")
+        if journal.unread:
+            log.info("journal.replay", records=journal.unread)
+            self._wake.set()
+
+    @classmethod
+    async def start(
+        cls, store: Store, journal_dir: str | Path, opts: WriterOptions | None = None
+    ) -> Writer:
+        io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxkeep-journal")
+        journal = await asyncio.get_running_loop().run_in_executor(io, Journal.open, journal_dir)
+        return cls(store, journal, io, opts or WriterOptions())
+
+    # --- the caller's side ----------------------------------------------------------------
+
+    def submit(self, record: Record) -> asyncio.Future[None]:
+        """Queue a record; the future resolves once it is committed or journaled."""
+        if self._closing:
+            raise WriterClosed("the writer is closed")
+        pending = _Pending(record, asyncio.get_running_loop().create_future(), time.perf_counter())
+        self._submitted += 1
+        if self._spilling or len(self._queue) >= self._opts.max_queue:
+            if not self._spilling:
+                log.warning("writer.spilling", queued=len(self._queue))
+            self._spilling = True
+            self._spill.append(pending)
+            if not self._appending:
+                self._appending = True
+                self._own(self._append_spill())
+        else:
+            self._queue.append(pending)
+            metrics.queue_records().inc()
+            self._wake.set()
+        return pending.future
+
+    async def flush(self) -> None:
+        """Wait until every record submitted so far is committed to the store (not just
+        journaled). Bound it with `asyncio.timeout` where the caller cannot wait forever."""
+        if self._done >= self._submitted:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._submitted, waiter))
+        await waiter
+
+    @property
+    def store(self) -> Store:
+        """The store the writer commits to (it owns it: `aclose` closes it)."""
+        return self._store
+
+    @property
+    def backlog(self) -> int:
+        """Records submitted and not yet committed."""
+        return self._submitted - self._done
+
+    async def aclose(self) -> None:
+        """Commit what can be committed within `close_timeout_s`; journal the rest; close."""
+        if self._closing:
+            return
+        self._closing = True
+        self._wake.set()
+        try:
+            async with asyncio.timeout(self._opts.close_timeout_s):
+                await asyncio.shield(self._loop_task)
+        except TimeoutError:
+            log.warning("writer.close_timeout", backlog=self.backlog)
+        finally:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            while self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            leftover = list(self._queue)
+            self._queue.clear()
+            metrics.queue_records().dec(len(leftover))
+            if leftover:
+                # Older than anything already journaled: they go in front of it.
+                records = [p.record for p in leftover]
+                await self._in_io(lambda: self._journal.prepend(_encode(records)))
+                for p in leftover:
+                    if not p.future.done():
+                        p.future.set_result(None)
+                log.info("writer.journaled_at_close", records=len(leftover))
+            await self._in_io(lambda: self._journal.close(remove=True))
+            self._io.shutdown(wait=False)  # idle by now
+            await self._store.aclose()
+
+    # --- the writer's side ----------------------------------------------------------------
+
+    def _own(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _in_io(self, work: Callable[[], T]) -> T:
+        """Run journal work on the journal thread, in submission order. Records are encoded
+        there too: serializing thousands of them on the event loop would stall the call."""
+        return await asyncio.get_running_loop().run_in_executor(self._io, work)
+
+    async def _run(self) -> None:
+        delay = self._opts.retry_initial_s
+        while True:
+            try:
+                if await self._step():
+                    return
+                delay = self._opts.retry_initial_s
+            except Exception as exc:  # noqa: BLE001 - the task boundary: log, back off, go on
+                log.error("writer.error", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._opts.retry_max_s)
+
+    async def _step(self) -> bool:
+        """Do one piece of work; True when closing and nothing is left."""
+        if self._queue:
+            batch = list(itertools.islice(self._queue, self._opts.max_batch))
+            refused = await self._commit([p.record for p in batch], live=True)
+            for _ in batch:
+                self._queue.popleft()
+            metrics.queue_records().dec(len(batch))
+            now = time.perf_counter()
+            for p in batch:
+                if p.future.done():
+                    continue
+                if refused and p.record.ref in refused:
+                    # the call's chat was taken over: its capture moves the record elsewhere
+                    p.future.set_exception(TakenOver("the chat was taken over by another call"))
+                else:
+                    p.future.set_result(None)
+            log.debug(
+                "writer.committed", records=len(batch), oldest_ms=_ms(now - batch[0].submitted_at)
+            )
+            self._advance(len(batch))
+        elif self._journal_unread:
+            await self._replay_some()
+        elif self._closing:
+            return True
+        else:
+            self._wake.clear()
+            await self._wake.wait()
+        return False
+
+    async def _replay_some(self) -> None:
+        lines, offset = await self._in_io(lambda: self._journal.read(self._opts.max_batch))
+        records: list[Record] = []
+        for line in lines:
+            try:
+                records.append(_RECORD.validate_json(line))
+            except (ValidationError, ValueError) as exc:
+                log.error("journal.bad_line", error=type(exc).__name__)
+        if records:
+            await self._commit(records, live=False)
+        await self._in_io(lambda: self._journal.consumed(offset, len(lines)))
+        self._journal_unread -= len(lines)
+        self._advance(len(lines))
+        if not self._journal_unread and not self._spill and not self._appending:
+            self._spilling = False
+            log.info("writer.drained")
+
+    async def _append_spill(self) -> None:
+        try:
+            while self._spill:
+                batch, self._spill = self._spill, []
+                await self._journal_append(batch)
+                self._journal_unread += len(batch)
+                self._wake.set()
+        finally:
+            self._appending = False
+
+    async def _journal_append(self, batch: Sequence[_Pending]) -> None:
+        records = [p.record for p in batch]
+        delay = self._opts.retry_initial_s
+        while True:
+            try:
+                await self._in_io(lambda: self._journal.append(_encode(records)))
+                self._space_back("journal")
+                break
+            except OSError as exc:
+                # A full or failing disk: keep the records in memory and keep trying.
+                if exc.errno == errno.ENOSPC:
+                    self._full("journal")
+                else:
+                    log.error(
+                        "journal.append_failed", error=type(exc).__name__, records=len(records)
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._opts.retry_max_s)
+        for p in batch:
+            if not p.future.done():
+                p.future.set_result(None)
+
+    def _full(self, place: str) -> None:
+        """The database's or the journal's disk is full: said once, until space returns."""
+        if place in self._disks_full:
+            return
+        self._disks_full.add(place)
+        waiting = "in memory" if place == "journal" else "in memory, then in the journal"
+        log.error(
+            "writer.disk_full", place=place, queued=len(self._queue),
+            spilled=len(self._spill), records_wait=waiting,
+        )  # fmt: skip
+
+    def _space_back(self, place: str) -> None:
+        if place in self._disks_full:
+            self._disks_full.discard(place)
+            log.warning("writer.disk_space_back", place=place, backlog=self.backlog)
+
+    def _advance(self, count: int) -> None:
+        self._done += count
+        ready = [w for w in self._waiters if w[0] <= self._done]
+        self._waiters = [w for w in self._waiters if w[0] > self._done]
+        for _, waiter in ready:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _commit(self, records: list[Record], *, live: bool) -> set[str]:
+        """Commit `records` in one transaction, retrying transient errors until it succeeds;
+        the ids of the messages refused because their call lost its chat. Records replayed
+        from the journal (not `live`) are never refused: their call is gone and cannot move
+        them, so they are appended late rather than lost. A batch that fails for another
+        reason is retried one record at a time, so one bad record cannot hold back the rest;
+        a record that keeps failing is logged and skipped."""
+        try:
+            return await self._write_retrying(records, live=live)
+        except StoreError:
+            if len(records) == 1:
+                log.error(
+                    "message.failed",
+                    record_id=records[0].ref,
+                    kind=records[0].kind,
+                    attempts=PERMANENT_ATTEMPTS,
+                )
+                return set()
+            refused: set[str] = set()
+            for record in records:
+                refused |= await self._commit([record], live=live)
+            return refused
+
+    async def _write_retrying(self, records: list[Record], *, live: bool) -> set[str]:
+        delay = self._opts.retry_initial_s
+        permanent_failures = 0
+        while True:
+            try:
+                result = await self._store.write(records, refuse_taken_over=live)
+            except DiskFull:
+                self._full("database")
+            except StoreUnavailable as exc:
+                log.warning(
+                    "store.retry",
+                    error=type(exc).__name__,
+                    records=len(records),
+                    delay_s=round(delay, 3),
+                )
+            except Exception as exc:  # StoreError, or a bug below: the loop must outlive both
+                permanent_failures += 1
+                log.error("store.write_failed", error=type(exc).__name__, records=len(records))
+                if permanent_failures >= PERMANENT_ATTEMPTS or len(records) > 1:
+                    if isinstance(exc, StoreError):
+                        raise
+                    raise StoreError(type(exc).__name__) from exc
+            else:
+                self._space_back("database")
+                if result.orphaned:
+                    log.warning(
+                        "message.discarded", reason="chat_deleted", count=len(result.orphaned)
+                    )
+                return set(result.refused)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self._opts.retry_max_s)
+
+
+def _encode(records: list[Record]) -> list[bytes]:
+    return [r.model_dump_json().encode() for r in records]
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)

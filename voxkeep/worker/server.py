@@ -1,0 +1,125 @@
+"""The worker's composition root (docs/architecture.md): what it builds when no factory of the
+user's is named: the providers, the one session factory (shared by the worker, `voxkeepctl
+simulate` and the tests) and our assistant, handed to `ChatHistory.start` (voxkeep/call/history.py)
+like any user's agent; and LiveKit's `AgentServer` around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, llm
+from livekit.agents import vad as lk_vad
+from livekit.agents.types import NOT_GIVEN
+from livekit.agents.voice.turn import TurnDetectionMode, TurnHandlingOptions
+from livekit.plugins import silero
+
+from voxkeep.call.history import VAD_KEY, ChatHistory
+from voxkeep.core.logs import configure_logging
+from voxkeep.core.settings import Settings, load_settings
+from voxkeep.jobs import sweeper, webhooks
+from voxkeep.worker import providers as models
+from voxkeep.worker.assistant import Assistant
+from voxkeep.worker.factory import build, load_factory
+
+log = structlog.get_logger(__name__)
+
+SWEEPER_TASK = "voxkeep.jobs.sweeper"
+
+
+def prewarm(proc: JobProcess) -> None:
+    proc.userdata[VAD_KEY] = silero.VAD.load()
+
+
+def build_session(
+    vad: lk_vad.VAD,
+    providers: models.Providers,
+    *,
+    turn_detection: TurnDetectionMode | None = None,
+    adaptive_interruption: bool = False,
+    preemptive_generation: bool | None = None,
+    simulated: bool = False,
+) -> AgentSession[None]:
+    """The one session factory. Turns end on the caller's silence (`vad`) unless
+    `turn_detection` names a detector (a realtime model detects them itself). Interruptions
+    are decided by the local VAD unless
+    `adaptive_interruption` lets LiveKit choose (which, under `dev`, sends the caller's audio
+    to LiveKit Cloud). `simulated` is for a caller with no echo path (the simulator's): no AEC
+    warm-up, which would drop the caller's speech during the agent's first seconds of
+    talking."""
+    realtime = isinstance(providers.llm, llm.RealtimeModel)
+    turns: TurnHandlingOptions = {
+        "turn_detection": turn_detection or ("realtime_llm" if realtime else "vad"),
+        "interruption": {} if adaptive_interruption else {"mode": "vad"},
+    }
+    if preemptive_generation is not None:  # (None: LiveKit's default)
+        turns["preemptive_generation"] = {"enabled": preemptive_generation}
+    return AgentSession(
+        vad=vad,
+        stt=providers.stt or NOT_GIVEN,
+        llm=providers.llm,
+        tts=providers.tts or NOT_GIVEN,
+        turn_handling=turns,
+        aec_warmup_duration=0.0 if simulated else NOT_GIVEN,
+    )
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    """The user's session and agent (`VOXKEEP_FACTORY`), or ours on the providers the settings
+    name, through the same `ChatHistory.start` a user's own entrypoint calls
+    (docs/embedding.md)."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    vad = ctx.proc.userdata[VAD_KEY]
+    if settings.factory:
+        session, agent = await build(load_factory(settings.factory), ctx)
+        summaries = None  # the session's own LLM, if it has one
+    else:
+        providers = models.build(settings)
+        session = build_session(
+            vad,
+            providers,
+            turn_detection=models.turn_detection(settings),
+            adaptive_interruption=settings.adaptive_interruption,
+            preemptive_generation=settings.preemptive_generation,
+        )
+        agent = Assistant(settings.instructions)
+        summaries = providers.summaries
+    history = ChatHistory(settings, prosody_vad=vad, summary_llm=summaries)
+    await history.start(ctx, session, agent)
+
+
+def build_server(
+    settings: Settings, serve: Callable[[JobContext], Awaitable[None]] = entrypoint
+) -> AgentServer:
+    """The worker: LiveKit's `AgentServer` with our settings, `serve` for each job (our
+    entrypoint), and the sweeper and webhook delivery in its main process."""
+    options: dict[str, Any] = {
+        "host": settings.http_host,
+        "port": settings.http_port,
+        "load_threshold": settings.load_threshold,
+        "num_idle_processes": settings.idle_processes,
+        "drain_timeout": settings.drain_timeout_s,
+        "prometheus_port": settings.metrics_port,
+    }
+    server = AgentServer(
+        setup_fnc=prewarm, **{name: v for name, v in options.items() if v is not None}
+    )
+    server.rtc_session(serve, agent_name=settings.agent_name)
+
+    def registered(worker_id: str, *_: Any) -> None:  # tells a supervisor the worker is ready
+        log.info("worker.registered", worker_id=worker_id, agent_name=settings.agent_name)
+
+    server.on("worker_registered", registered)
+    background: list[asyncio.Task[None]] = []  # a reference, so the tasks are never collected
+
+    def start_background() -> None:  # in the worker's main process, once
+        background.append(asyncio.create_task(sweeper.run(settings), name=SWEEPER_TASK))
+        if settings.webhooks:
+            background.append(asyncio.create_task(webhooks.run(settings), name=webhooks.TASK))
+
+    server.on("worker_started", start_background)
+    return server
