@@ -199,3 +199,18 @@ async def outage(
         if o._server is not None:
             with contextlib.suppress(subprocess.CalledProcessError):
                 await asyncio.to_thread(o._server.start)  # already up again: a no-op error
+
+
+# In parallel (scripts/test runs the suite on several workers) the run ends when its slowest
+# worker does: the tests that take longest start first and the quick ones fill in behind them.
+# Those that declare a longer hang guard come first, then the end-to-end suite, the in-process
+# sessions, the console and the store; file order is kept within each.
+_FIRST = {"live": 0, "session": 1, "console": 2, "store": 3}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def weight(item: pytest.Item) -> tuple[int, int]:
+        folder = item.path.relative_to(HERE).parts[0]
+        return (0 if item.get_closest_marker("timeout") else 1, _FIRST.get(folder, len(_FIRST)))
+
+    items.sort(key=weight)

@@ -25,8 +25,9 @@ from voxkeep.sim.speech import Voice
 
 LISBON = "I would like to plan a trip to Lisbon."
 LOCAL = "ws://127.0.0.1:7880"
-# scripts/run's own server has one address: these tests take turns on one worker of the run
-pytestmark = pytest.mark.xdist_group("scripts-run-7880")
+# scripts/run's own server has one address (7880): these tests take turns, on one worker of the
+# run, in the group tests/live/conftest.py puts this file in
+pytestmark = pytest.mark.xdist_group("live-b")
 
 
 def answers(url: str) -> bool:
@@ -118,10 +119,10 @@ async def test_scripts_run_says_in_one_line_that_it_needs_model_credentials(
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     async with asyncio.timeout(120):
-        _, err = await proc.communicate()
+        out, err = await proc.communicate()
     assert proc.returncode == 1
     assert err.decode().splitlines()[-1] == (
         "run: set OPENAI_API_KEY (or OPENAI_BASE_URL) in .env or the environment "
         "(see config/example.env)"
     )
-    assert not answers(LOCAL)
+    assert b"LiveKit server on" not in out  # it started no server before it said so

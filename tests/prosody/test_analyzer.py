@@ -20,6 +20,14 @@ Floats = npt.NDArray[np.float64]
 rng = np.random.default_rng(7)
 
 
+@pytest.fixture(autouse=True)
+def _same_draws_in_any_order() -> None:
+    """Every test draws the same noise whichever tests ran before it in its process (the suite
+    runs in parallel, so that order changes from run to run)."""
+    global rng
+    rng = np.random.default_rng(7)
+
+
 def voiced(f0: float, rate: int, seconds: float = 1.5, vibrato: float = 0.0) -> Floats:
     """A glottal-like harmonic source with a formant-ish tilt; F0 known exactly."""
     t = np.arange(int(rate * seconds)) / rate

@@ -21,20 +21,11 @@ from voxkeep.store.base import ANY_OWNER, OwnerScope
 from voxkeep.store.shielded import finish
 
 T = TypeVar("T")
-
-
 log = structlog.get_logger(__name__)
 
-
 COMMAND_TIMEOUT_S = 10.0
-
-
 CONNECT_TIMEOUT_S = 5.0
-
-
 DISK_FULL = "53100"
-
-
 _TRANSIENT_SQLSTATE = ("08", "53", "57", "40")  # connection, resources, shutdown, rollback
 
 

@@ -18,8 +18,6 @@ from voxkeep.store.queries import CHAT_COLUMNS
 from voxkeep.store.records import Chat, NewCall
 
 TAKEN_OVER = "taken_over"
-
-
 _INSERT_CALL = (
     "INSERT INTO calls (id, chat_id, room, job_id, participant, started_at, heartbeat_at)"
     " SELECT $1, $2, $3, $4, $5, $6, $6 WHERE EXISTS (SELECT 1 FROM chats WHERE id = $2)"
@@ -74,7 +72,7 @@ async def _heartbeat(conn: asyncpg.Connection, call_id: str, at: float) -> bool:
 
 
 async def _sweep(conn: asyncpg.Connection, cutoff: float) -> Swept:
-    """See `voxkeep/store/sqlite/holding.py: sweep`: the same rules."""
+    """See `_sweep` in `voxkeep/store/sqlite/holding.py`: the same rules."""
     calls = await conn.execute(
         "UPDATE calls SET ended_at = COALESCE(heartbeat_at, started_at), end_reason = 'lost'"
         " WHERE ended_at IS NULL AND COALESCE(heartbeat_at, started_at) < $1",

@@ -25,29 +25,14 @@ from voxkeep.store.base import ANY_OWNER, OwnerScope
 from voxkeep.store.shielded import finish
 
 T = TypeVar("T")
-
-
 log = structlog.get_logger(__name__)
 
-
 BUSY_TIMEOUT_MS = 5_000
-
-
 CHECKPOINT_PAGES = 1_000
-
-
 RESTART_FRAMES = 4_000  # ~16 MB of WAL
-
-
 RESTART_WAIT_MS = 100
-
-
 ROWS_PER_PAGE = 4  # a message row with its indexes and search entries, roughly
-
-
 _TRANSIENT = ("locked", "busy", "unable to open", "disk i/o", "readonly", "disk is full")
-
-
 _PRAGMAS = (
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
     "PRAGMA journal_mode = WAL",
