@@ -121,14 +121,16 @@ async def test_deliveries_are_signed_as_the_docs_say_and_verify_with_their_examp
 async def test_500s_timeouts_and_an_unreachable_receiver_are_retried_under_the_same_id(
     store: Store, serve: Serve
 ) -> None:
-    flaky = await serve(Receiver(answers=[500, "hang", 503], hang_s=1.0))
+    # the sender waits 2 s for an answer (on a loaded machine a local answer can take a while)
+    # and the hanging answer comes after 5 s, when it has given up
+    flaky = await serve(Receiver(answers=[500, "hang", 503], hang_s=5.0))
     steady = await serve(Receiver())
     down = await serve(Receiver())
     await down.aclose()  # nothing listens there any more
     c = chat("alice")
     await store.write([c, msg(c.id, "Hello?")])  # one event: chat.started
     deliverer = webhooks.Deliverer(
-        store, [flaky.url, steady.url, down.url], SECRET, timeout_s=0.3, retry_s=0.01
+        store, [flaky.url, steady.url, down.url], SECRET, timeout_s=2.0, retry_s=0.01
     )
     async with aiohttp.ClientSession() as http:
         for _ in range(4):  # 500, hang (timeout), 503, then 200

@@ -17,20 +17,6 @@ from tests.support.processes import ModelServer, Worker, clean_env, free_port
 from voxkeep.local.livekit_server import LocalServer, find_binary, pinned_version
 from voxkeep.store import Store
 
-# Real-time calls run side by side, but at most two at once: a call is a LiveKit server's, a
-# worker's, a model server's and a caller's real-time work, and more than two on this machine's
-# two cores (one of them busy under `scripts/test --busy`) would test the machine, not the
-# product. Each file goes to one of two groups, and each group runs on one worker of the run.
-_GROUP_A = {"test_web.py", "test_failover.py", "test_voxkeepctl.py", "test_network.py",
-            "test_example.py", "test_providers.py"}  # fmt: skip
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.parent == Path(__file__).parent:
-            group = "live-a" if item.path.name in _GROUP_A else "live-b"
-            item.add_marker(pytest.mark.xdist_group(group))
-
 
 @pytest.fixture(scope="session")
 def livekit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:

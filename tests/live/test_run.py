@@ -15,7 +15,6 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from tests.live.conftest import Join
 from tests.live.harness import ROOT, voxkeepctl
@@ -25,9 +24,6 @@ from voxkeep.sim.speech import Voice
 
 LISBON = "I would like to plan a trip to Lisbon."
 LOCAL = "ws://127.0.0.1:7880"
-# scripts/run's own server has one address (7880): these tests take turns, on one worker of the
-# run, in the group tests/live/conftest.py puts this file in
-pytestmark = pytest.mark.xdist_group("live-b")
 
 
 def answers(url: str) -> bool:
