@@ -202,15 +202,9 @@ async def outage(
 
 
 # In parallel (scripts/test runs the suite on several workers) the run ends when its slowest
-# worker does: the tests that take longest start first and the quick ones fill in behind them.
-# Those that declare a longer hang guard come first, then the end-to-end suite, the in-process
-# sessions, the console and the store; file order is kept within each.
-_FIRST = {"live": 0, "session": 1, "console": 2, "store": 3}
+# worker does: the tests that declare a longer hang guard, the longest by far, start first and
+# the rest follow in file order.
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def weight(item: pytest.Item) -> tuple[int, int]:
-        folder = item.path.relative_to(HERE).parts[0]
-        return (0 if item.get_closest_marker("timeout") else 1, _FIRST.get(folder, len(_FIRST)))
-
-    items.sort(key=weight)
+    items.sort(key=lambda item: item.get_closest_marker("timeout") is None)

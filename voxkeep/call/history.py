@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from livekit.agents import Agent, AgentSession, JobContext, llm
 from livekit.agents import vad as lk_vad
 from livekit.plugins import silero
@@ -29,8 +28,6 @@ from voxkeep.core.settings import Settings, load_settings
 from voxkeep.store import open_store
 from voxkeep.store.base import Store
 from voxkeep.store.writer import Writer, WriterOptions
-
-log = structlog.get_logger(__name__)
 
 VAD_KEY = "vad"
 """Where a prewarmed silero VAD is found in `JobProcess.userdata` (as LiveKit's examples put it)."""

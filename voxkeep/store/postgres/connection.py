@@ -14,14 +14,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Self, TypeVar
 
 import asyncpg
-import structlog
 
 from voxkeep.core.errors import DiskFull, StoreError, StoreUnavailable
 from voxkeep.store.base import ANY_OWNER, OwnerScope
 from voxkeep.store.shielded import finish
 
 T = TypeVar("T")
-log = structlog.get_logger(__name__)
 
 COMMAND_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0

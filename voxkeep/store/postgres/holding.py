@@ -6,16 +6,18 @@ from __future__ import annotations
 import time
 
 import asyncpg
+import structlog
 
 from voxkeep.core import metrics
 from voxkeep.core.errors import NotFound
 from voxkeep.store import queries
 from voxkeep.store.base import ANY_OWNER, OwnerScope, Swept
-from voxkeep.store.postgres.connection import log
 from voxkeep.store.postgres.reads import PostgresReads
 from voxkeep.store.postgres.rows import chat_from_row
 from voxkeep.store.queries import CHAT_COLUMNS
 from voxkeep.store.records import Chat, NewCall
+
+log = structlog.get_logger(__name__)
 
 TAKEN_OVER = "taken_over"
 _INSERT_CALL = (

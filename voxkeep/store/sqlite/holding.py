@@ -8,15 +8,18 @@ import functools
 import sqlite3
 import time
 
+import structlog
+
 from voxkeep.core import metrics
 from voxkeep.core.errors import NotFound
 from voxkeep.store import queries
 from voxkeep.store.base import ANY_OWNER, OwnerScope, Swept
 from voxkeep.store.queries import CHAT_COLUMNS
 from voxkeep.store.records import Chat, NewCall
-from voxkeep.store.sqlite.connection import log
 from voxkeep.store.sqlite.reads import SqliteReads
 from voxkeep.store.sqlite.rows import chat_from_row
+
+log = structlog.get_logger(__name__)
 
 TAKEN_OVER = "taken_over"
 _INSERT_CALL = (
