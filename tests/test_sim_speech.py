@@ -33,6 +33,23 @@ async def test_each_clip_is_recognized_out_of_order_padded_and_cut_short() -> No
         assert recognizer.recognize(resample(cut, 48000, 16000), 16000) == text
 
 
+async def test_each_clip_is_recognized_through_what_a_loaded_network_does_to_audio() -> None:
+    """A jitter buffer on a loaded machine drops, conceals and time-stretches audio: the
+    recognizer still names the clip (as a real recognizer would), and no other."""
+    recognizer, clips = ClipRecognizer(), {}
+    for text in TEXTS:
+        clips[text] = resample(await espeak(text), ESPEAK_RATE, 48000)
+        recognizer.learn(text, clips[text], 48000)
+    rng = np.random.default_rng(7)
+    for text, clip in clips.items():
+        chunks = np.array_split(clip, len(clip) // 480)  # 10 ms packets
+        lost = np.concatenate([c for c in chunks if rng.random() > 0.15])
+        gaps = np.concatenate([x for c in chunks for x in (c, np.zeros(480 * (rng.random() < 0.15),
+                               np.int16))])  # fmt: skip
+        for heard in (lost, gaps, resample(clip, 48000, 44000), resample(clip, 48000, 52000)):
+            assert recognizer.recognize(heard, 48000) == text
+
+
 def test_noise_or_silence_is_recognized_as_nothing() -> None:
     recognizer = ClipRecognizer()
     tone = (3000 * np.sin(np.arange(16000) * 0.1)).astype(np.int16)

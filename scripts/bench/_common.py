@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # the checkout: the benchmarks drive the tests' own callers
+    sys.path.insert(0, str(ROOT))  # and stand-ins (tests/support), run as scripts
 
 
 def percentile(values: Sequence[float], q: float) -> float:

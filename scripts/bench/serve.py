@@ -24,13 +24,12 @@ from pathlib import Path
 import aiohttp
 from _common import percentile, print_table
 
+from tests.live.browser import Browser
 from tests.support.processes import free_port
 from voxkeep.store import open_store
 from voxkeep.store.records import NewChat, NewMessage
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from tests.live.browser import Browser  # noqa: E402 - the tests' own driver of the browser
 
 TOKEN = "bench-admin-token-0123456789"
 WORDS = [

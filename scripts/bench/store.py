@@ -249,7 +249,6 @@ async def main() -> None:
 
     server = None
     if args.db == "postgres-local":
-        sys.path.insert(0, str(ROOT))
         from tests.pg import PgServer
 
         server = await asyncio.to_thread(PgServer)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,11 +41,31 @@ def room() -> str:
     return f"room-{uuid.uuid4().hex[:10]}"
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[OUTCOME] = report
+    return report
+
+
+OUTCOME = pytest.StashKey[pytest.TestReport]()
+
+
 @pytest.fixture
-async def model_server() -> AsyncIterator[ModelServer]:
+async def model_server(request: pytest.FixtureRequest) -> AsyncIterator[ModelServer]:
+    """The stand-in model server; when the test fails, what it heard and was asked (printed
+    with the failure: an agent that never answered is told apart from a clip not recognized)."""
     server = ModelServer()
     await server.start()
     yield server
+    outcome = request.node.stash.get(OUTCOME, None)
+    if outcome is not None and outcome.failed:
+        for seen in await server.requests():
+            body = seen["body"] if "transcriptions" in seen["path"] else "…"
+            print(f"model server: {seen['path']} {body}")
     await server.aclose()
 
 
@@ -89,6 +109,7 @@ def worker_env(
         VOXKEEP_HTTP_HOST="127.0.0.1",
         VOXKEEP_HTTP_PORT=str(free_port()),
         VOXKEEP_LOAD_THRESHOLD="inf",  # a loaded test machine still takes the call
+        VOXKEEP_CONTEXT_LOAD_TIMEOUT_S="30",  # ...and resumes it however slowly the store answers
         VOXKEEP_IDLE_PROCESSES="1",
         VOXKEEP_INSTRUCTIONS="You are a helpful travel assistant.",
         **settings,

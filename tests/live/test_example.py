@@ -24,7 +24,9 @@ async def test_the_example_agent_stores_its_call_across_a_handoff_and_obeys_new_
         [ToolCall("transfer_to_spa", {}), "This is the spa desk.", "Booked for ten.",
          "Hello, what can I do for you?"]
     )  # fmt: skip
-    await start_worker(program=[str(ROOT / "examples" / "concierge.py")])
+    # `dev`, as a user runs it on their machine: under `start`, LiveKit's production default
+    # marks a worker full while the machine's CPU is over 70 %, as a busy test machine's is
+    await start_worker(program=[str(ROOT / "examples" / "concierge.py")], command="dev")
     alice = await join("alice")
     first = await alice.chat_id()
     await alice.turn(MASSAGE)

@@ -52,6 +52,9 @@ def settings(tmp_path: Path, openai_server: LocalOpenAI) -> Settings:
         openai_base_url=openai_server.base_url,
         openai_api_key=SecretStr("test-key"),
         instructions="You are a helpful travel assistant.",
+        # a budget no busy machine runs out of: a test of resume is not a race with the clock
+        # (the budget itself: test_resume.py, on a locked store)
+        context_load_timeout_s=30.0,
     )
 
 

@@ -30,7 +30,15 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from voxkeep.call.summarize import INSTRUCTIONS as SUMMARY_INSTRUCTIONS
-from voxkeep.sim.speech import ESPEAK_RATE, ClipRecognizer, Voice, espeak, read_wav, resample
+from voxkeep.sim.speech import (
+    ESPEAK_RATE,
+    MATCH_MIN_SCORE,
+    ClipRecognizer,
+    Voice,
+    espeak,
+    read_wav,
+    resample,
+)
 
 TTS_RATE = 24000
 SUMMARY_PATH = "/v1/chat/completions#summary"
@@ -203,9 +211,12 @@ class LocalOpenAI(LocalService):
         form = await request.post()
         upload = form.get("file")
         data = upload.file.read() if isinstance(upload, web.FileField) else b""
-        self.requests.append(Recorded(request.path, {"bytes": len(data)}))
         samples, rate = read_wav(data)
-        text = await asyncio.to_thread(self.recognizer.recognize, samples, rate)
+        score, text = await asyncio.to_thread(self.recognizer.best, samples, rate)
+        text = text if score >= MATCH_MIN_SCORE else ""
+        heard = {"bytes": len(data), "seconds": round(len(samples) / rate, 2) if rate else 0.0,
+                 "score": round(score, 3), "text": text}  # fmt: skip
+        self.requests.append(Recorded(request.path, heard))
         return web.json_response({"text": text})
 
     async def _speech(self, request: web.Request) -> web.Response:

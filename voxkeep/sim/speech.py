@@ -94,7 +94,7 @@ _FEATURE_RATE = 16000
 _FRAME = 320  # 20 ms windows...
 _HOP = 160  # ...every 10 ms
 _BANDS = 16
-MATCH_MIN_SCORE = 0.5
+MATCH_MIN_SCORE = 0.7
 MIN_OVERLAP_FRAMES = 30  # 0.3 s of the clip's speech
 
 Features = tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]
@@ -120,28 +120,31 @@ def _features(samples: Pcm, rate: int) -> Features:
     return shape, loud
 
 
-def _diagonal_sums(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Sums of every diagonal of m, from offset -(rows - 1) to cols - 1 (one vectorized pass)."""
-    rows, cols = m.shape
-    skewed = np.zeros((rows, rows + cols - 1))
-    shift = (rows - 1 - np.arange(rows))[:, None]
-    skewed[np.arange(rows)[:, None], np.arange(cols)[None, :] + shift] = m
-    return np.asarray(skewed.sum(axis=0), dtype=np.float64)
-
-
 def _similarity(query: Features, clip: Features) -> float:
-    """Best mean cosine similarity over the clip's speech frames, over every alignment that
-    covers enough of them (a query cut short, by a hang-up say, still matches)."""
-    (q, q_loud), (c, loud) = query, clip
+    """How well the query's speech follows the clip's: the mean cosine similarity of each of
+    the clip's speech frames to the query frame it is aligned with, over the best alignment.
+    Silence is left out on both sides, and the alignment may stretch or squeeze time up to
+    twice (dynamic time warping, steps of 0 to 2 query frames per clip frame, never two
+    0-steps in a row), as a loaded network path does to audio: frames lost or concealed, the
+    jitter buffer speeding up or slowing down. It may start anywhere in the query, and a
+    query cut short matches once it covers enough of the clip."""
+    (q, q_loud), (c, c_loud) = query, clip
+    q, c = q[q_loud], c[c_loud]
     if len(q) < 2 or len(c) < 2:
         return 0.0
-    both = q_loud[:, None] & loud[None, :]
-    scores = _diagonal_sums((q @ c.T) * both)  # speech frame against speech frame
-    covered = _diagonal_sums(np.broadcast_to(loud, both.shape).astype(np.float64))
-    enough = covered >= min(MIN_OVERLAP_FRAMES, int(loud.sum()))
-    if not enough.any():
-        return 0.0
-    return float(np.max(scores[enough] / covered[enough]))
+    sims = c @ q.T  # clip frame against query frame
+    enough = min(MIN_OVERLAP_FRAMES, len(c))
+    moved = sims[0].copy()  # best sum with clip frame j on query frame i, by the last step
+    stayed = np.full(len(q), -np.inf)
+    cut_short = -np.inf  # best mean of an alignment that ends where the query ends
+    before = np.full(2, -np.inf)
+    for j in range(1, len(c)):
+        either = np.concatenate([before, np.maximum(moved, stayed)])
+        moved, stayed = sims[j] + np.maximum(either[1:-1], either[:-2]), sims[j] + moved
+        if j + 1 >= enough:
+            cut_short = max(cut_short, max(moved[-1], stayed[-1]) / (j + 1))
+    whole = float(np.maximum(moved, stayed).max()) / len(c)
+    return max(whole, float(cut_short))
 
 
 class ClipRecognizer:
@@ -155,12 +158,14 @@ class ClipRecognizer:
 
     def recognize(self, samples: Pcm, rate: int) -> str:
         """The text of the best-matching clip, or "" when nothing known was heard."""
+        score, text = self.best(samples, rate)
+        return text if score >= MATCH_MIN_SCORE else ""
+
+    def best(self, samples: Pcm, rate: int) -> tuple[float, str]:
+        """The best-matching clip's score (a match from `MATCH_MIN_SCORE`) and text."""
         query = _features(samples, rate)
         scored = [(_similarity(query, feats), text) for text, feats in self._clips]
-        if not scored:
-            return ""
-        score, text = max(scored)
-        return text if score >= MATCH_MIN_SCORE else ""
+        return max(scored) if scored else (0.0, "")
 
 
 # --- a service's server-side VAD --------------------------------------------------------------
