@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import voxkeep.sim.runner  # noqa: F401 - as `voxkeepctl simulate` preloads it: on the main thread
 from voxkeep.cli.main import main
 from voxkeep.sim.speech import ESPEAK_RATE, espeak, resample, write_wav
 from voxkeep.store import ANY_OWNER, open_store

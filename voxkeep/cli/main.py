@@ -91,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings.log_level, settings.log_format, handler=True)
+        if getattr(args, "preload", None) is not None:
+            args.preload()  # what only this command needs (simulate: LiveKit's session)
         return asyncio.run(_run(settings, args))
     except NotFound:
         target = getattr(args, "chat_id", None)
