@@ -24,9 +24,7 @@ async def test_the_example_agent_stores_its_call_across_a_handoff_and_obeys_new_
         [ToolCall("transfer_to_spa", {}), "This is the spa desk.", "Booked for ten.",
          "Hello, what can I do for you?"]
     )  # fmt: skip
-    # `dev`, as a user runs it on their machine: under `start`, LiveKit's production default
-    # marks a worker full while the machine's CPU is over 70 %, as a busy test machine's is
-    await start_worker(program=[str(ROOT / "examples" / "concierge.py")], command="dev")
+    await start_worker(program=[str(ROOT / "tests" / "support" / "example_worker.py")])
     alice = await join("alice")
     first = await alice.chat_id()
     await alice.turn(MASSAGE)
