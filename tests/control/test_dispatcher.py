@@ -8,7 +8,8 @@ import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from livekit import rtc
@@ -20,6 +21,7 @@ from voxkeep.control.schema import REPLY
 from voxkeep.core.ids import new_chat_id
 from voxkeep.store import ANY_OWNER, Store
 from voxkeep.store.records import NewChat
+from voxkeep.store.writer import Writer
 
 CALLER = Sender("alice")
 _ids = itertools.count()
@@ -319,3 +321,41 @@ async def test_an_erasure_token_works_once_and_only_in_time(store: Store) -> Non
     too_late = await send(d, type="erase_me", confirm=late["confirm"])
     assert too_late is not None and too_late["code"] == "expired"
     assert (await store.get_chat(c.id, owner="alice")).message_count == 1  # nothing erased
+
+
+class SlowWrites:
+    """A store whose writes take a while to commit (a busy machine's), reads as fast as ever."""
+
+    def __init__(self, store: Store, delay_s: float) -> None:
+        self._store, self._delay_s = store, delay_s
+
+    async def write(self, records: Any, **options: Any) -> Any:
+        await asyncio.sleep(self._delay_s)
+        return await self._store.write(records, **options)
+
+    async def aclose(self) -> None:  # the test's store is the fixture's to close
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+async def test_a_read_sees_what_the_call_said_just_before_it(
+    setup: Any, store: Store, tmp_path: Path
+) -> None:
+    d, switcher, _ = setup
+    writer = await Writer.start(cast(Store, SlowWrites(store, 0.5)), tmp_path / "journal")
+    reads = Dispatcher(store, switcher, "alice", rate=1000, burst=1000, caught_up=writer.flush)
+    try:
+        # the agent's reply, handed to the writer as it finalized; the app reads at once
+        writer.submit(msg(switcher.chat_id, "Lisbon is lovely.", role="assistant"))
+        unwaited = await send(d, type="get_chat", chat_id=switcher.chat_id)
+        seen = await send(reads, type="get_chat", chat_id=switcher.chat_id)
+        listed = await send(reads, type="list_chats")
+    finally:
+        await writer.aclose()
+    assert unwaited is not None and seen is not None and listed is not None
+    assert [m["content"] for m in unwaited["messages"]] == ["current first", "reply"]
+    assert [m["content"] for m in seen["messages"]][-1] == "Lisbon is lovely."
+    current = next(c for c in listed["chats"] if c["id"] == switcher.chat_id)
+    assert current["message_count"] == 3

@@ -170,6 +170,7 @@ class Call:
             self.state.owner,
             rate=settings.control_rate,
             burst=settings.control_burst,
+            caught_up=self._writer.flush,
         )
         self.control = ControlChannel(room, dispatcher, settings.control_topic, self.state.owner)
         self.control.attach()

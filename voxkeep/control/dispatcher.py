@@ -9,9 +9,10 @@ one at a time per caller in arrival order. No payload makes it raise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,6 +54,8 @@ MAX_WAITING = 16
 ERASE_CONFIRM_S = 60.0
 """How long the caller's app has to confirm an erasure (docs/control.md)."""
 CUT_MARK = "…"
+CAUGHT_UP_S = 2.0
+"""How long a read waits for the call's own messages to reach the store (docs/control.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +114,12 @@ class Dispatcher:
         rate: float,
         burst: int,
         clock: Callable[[], float] = time.monotonic,
+        caught_up: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`caught_up` waits until every message the call has finalized so far is committed
+        (the call's writer's `flush`): reads wait for it, so they see what was just said."""
         self._store = store
+        self._caught_up = caught_up
         self._switcher = switcher
         self._caller = caller
         self._bucket = TokenBucket(rate, burst, clock)
@@ -210,6 +217,7 @@ class Dispatcher:
                 saved = await self._switcher.new_chat()
                 return ok_reply(request, saved_chat_id=saved, chat_id=self._switcher.chat_id)
             case ListChats():
+                await self._catch_up()
                 page = await self._store.list_chats(
                     owner=owner, limit=request.limit, cursor=request.cursor
                 )
@@ -226,6 +234,7 @@ class Dispatcher:
                 )
                 return ok_reply(request, chats=chats, next_cursor=shorter.next_cursor)
             case GetChat():
+                await self._catch_up()
                 chat = await self._store.get_chat(request.chat_id, owner=owner)
                 history = await self._store.messages(
                     request.chat_id, owner=owner, before_seq=request.before_seq,
@@ -286,6 +295,17 @@ class Dispatcher:
             if page.next_cursor is None:
                 return count
             cursor = page.next_cursor
+
+    async def _catch_up(self) -> None:
+        """Read your own writes: a read sees every message the call finalized before it (an
+        app refreshes its transcript the moment the agent is done speaking, while the reply is
+        still on its way to the store). Bounded: with the store slow or down, the read goes on
+        after `CAUGHT_UP_S` and answers with what is there, or its error."""
+        if self._caught_up is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CAUGHT_UP_S):
+                await self._caught_up()
 
     def _fit_messages(
         self, request: GetChat, chat: Chat, messages: list[Message], next_before: int | None
