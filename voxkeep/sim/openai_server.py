@@ -32,7 +32,6 @@ from aiohttp import web
 from voxkeep.call.summarize import INSTRUCTIONS as SUMMARY_INSTRUCTIONS
 from voxkeep.sim.speech import (
     ESPEAK_RATE,
-    MATCH_MIN_SCORE,
     ClipRecognizer,
     Voice,
     espeak,
@@ -212,8 +211,7 @@ class LocalOpenAI(LocalService):
         upload = form.get("file")
         data = upload.file.read() if isinstance(upload, web.FileField) else b""
         samples, rate = read_wav(data)
-        score, text = await asyncio.to_thread(self.recognizer.best, samples, rate)
-        text = text if score >= MATCH_MIN_SCORE else ""
+        score, text = await asyncio.to_thread(self.recognizer.heard, samples, rate)
         heard = {"bytes": len(data), "seconds": round(len(samples) / rate, 2) if rate else 0.0,
                  "score": round(score, 3), "text": text}  # fmt: skip
         self.requests.append(Recorded(request.path, heard))

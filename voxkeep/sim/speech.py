@@ -158,14 +158,14 @@ class ClipRecognizer:
 
     def recognize(self, samples: Pcm, rate: int) -> str:
         """The text of the best-matching clip, or "" when nothing known was heard."""
-        score, text = self.best(samples, rate)
-        return text if score >= MATCH_MIN_SCORE else ""
+        return self.heard(samples, rate)[1]
 
-    def best(self, samples: Pcm, rate: int) -> tuple[float, str]:
-        """The best-matching clip's score (a match from `MATCH_MIN_SCORE`) and text."""
+    def heard(self, samples: Pcm, rate: int) -> tuple[float, str]:
+        """The best-matching clip's score, and its text if the score makes it a match
+        (`MATCH_MIN_SCORE`), else ""."""
         query = _features(samples, rate)
-        scored = [(_similarity(query, feats), text) for text, feats in self._clips]
-        return max(scored) if scored else (0.0, "")
+        score, text = max(((_similarity(query, f), t) for t, f in self._clips), default=(0.0, ""))
+        return score, text if score >= MATCH_MIN_SCORE else ""
 
 
 # --- a service's server-side VAD --------------------------------------------------------------
