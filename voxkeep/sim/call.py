@@ -16,7 +16,12 @@ from livekit import rtc
 from livekit.agents import Agent, AgentSession, llm
 from livekit.agents import vad as lk_vad
 from livekit.agents.utils import http_context
-from livekit.agents.voice.events import AgentStateChangedEvent, ConversationItemAddedEvent
+from livekit.agents.voice import SpeechHandle
+from livekit.agents.voice.events import (
+    AgentStateChangedEvent,
+    ConversationItemAddedEvent,
+    SpeechCreatedEvent,
+)
 from livekit.agents.voice.transcription.synchronizer import TranscriptSynchronizer
 
 from voxkeep.call.capture import CallEnd
@@ -40,7 +45,8 @@ from voxkeep.worker.server import build_session
 
 TURN_TIMEOUT_S = 30.0
 SETTLE_S = 0.6
-"""The agent counts as done with a turn once it has been listening this long."""
+"""The agent counts as done with a turn once it has been listening this long, with no reply of
+its own still on the way."""
 REPLY_WAIT_S = 0.5
 
 
@@ -107,8 +113,10 @@ class SimCall:
         self._http = contextlib.AsyncExitStack()
         self._own_http: aiohttp.ClientSession | None = None
         self._changed = asyncio.Event()
+        self._speeches: list[SpeechHandle] = []
         self.session.on("conversation_item_added", self._on_item)
         self.session.on("agent_state_changed", self._on_state)
+        self.session.on("speech_created", self._on_speech)
 
     @property
     def state(self) -> str:
@@ -201,11 +209,13 @@ class SimCall:
     # --- waiting -----------------------------------------------------------------------------
 
     async def settle(self) -> None:
-        """Wait until the agent has been listening for SETTLE_S."""
+        """Wait until the agent has been listening for SETTLE_S with no reply on the way. A
+        reply the session was asked for (`new_chat`'s greeting) leaves "listening" only once
+        its generation starts, which on a busy machine can take longer than SETTLE_S."""
         deadline = time.monotonic() + TURN_TIMEOUT_S
         calm_since: float | None = None
         while time.monotonic() < deadline:
-            if self.state == "listening":
+            if self.state == "listening" and not self._replying():
                 calm_since = calm_since or time.monotonic()
                 if time.monotonic() - calm_since >= SETTLE_S:
                     return
@@ -220,6 +230,10 @@ class SimCall:
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), 0.05)
+
+    def _replying(self) -> bool:
+        self._speeches = [s for s in self._speeches if not (s.done() or s.interrupted)]
+        return bool(self._speeches)
 
     def _count(self, role: str) -> int:
         return sum(1 for i in self.items if i.role == role)
@@ -239,6 +253,10 @@ class SimCall:
         self._changed.set()
 
     def _on_state(self, ev: AgentStateChangedEvent) -> None:
+        self._changed.set()
+
+    def _on_speech(self, ev: SpeechCreatedEvent) -> None:
+        self._speeches.append(ev.speech_handle)
         self._changed.set()
 
 
