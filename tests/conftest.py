@@ -202,9 +202,15 @@ async def outage(
 
 
 # In parallel (scripts/test runs the suite on several workers) the run ends when its slowest
-# worker does: the tests that declare a longer hang guard, the longest by far, start first and
-# the rest follow in file order.
+# worker does. The tests that need no LiveKit server go first, while scripts/test may still be
+# building it; in each half the tests that declare a longer hang guard, the longest by far,
+# start first, and the rest follow in file order.
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.get_closest_marker("timeout") is None)
+    items.sort(
+        key=lambda item: (
+            "livekit_server" in getattr(item, "fixturenames", ()),
+            item.get_closest_marker("timeout") is None,
+        )
+    )

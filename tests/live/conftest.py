@@ -4,7 +4,9 @@ workers, each in its own process, and callers on LiveKit's rtc client."""
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
@@ -14,13 +16,18 @@ import pytest
 from tests.live.harness import ROOT
 from tests.support.caller import Caller, token
 from tests.support.processes import ModelServer, Worker, clean_env, free_port
+from voxkeep.core.errors import VoxkeepError
 from voxkeep.local.livekit_server import LocalServer, find_binary, pinned_version
 from voxkeep.store import Store
+
+BUILD_WAIT_S = 900.0
+"""How long the first end-to-end test waits for scripts/livekit-server, which scripts/test
+runs in the background while the tests that need no LiveKit server go first."""
 
 
 @pytest.fixture(scope="session")
 def livekit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    binary = find_binary(ROOT, pinned_version(ROOT / "config"))
+    binary = _built_binary()
     folder = tmp_path_factory.mktemp("livekit")
     with (folder / "server.log").open("wb") as log:
         server = LocalServer(
@@ -33,6 +40,28 @@ def livekit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSe
         server.start()
         yield server
         server.stop()
+
+
+def _built_binary() -> Path:
+    """The pinned `livekit-server`, once a build under way (scripts/livekit-server) is done."""
+    version = pinned_version(ROOT / "config")
+    deadline = time.monotonic() + BUILD_WAIT_S
+    while True:
+        try:
+            return find_binary(ROOT, version)
+        except VoxkeepError:
+            if not _building() or time.monotonic() > deadline:
+                raise
+        time.sleep(1.0)
+
+
+def _building() -> bool:
+    try:
+        pid = int((ROOT / ".tools" / "livekit-build.pid").read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):  # no build, or its process is gone
+        return False
+    return True
 
 
 @pytest.fixture
