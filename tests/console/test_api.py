@@ -143,6 +143,24 @@ async def test_every_route_needs_a_token_and_writes_need_an_admin(
     assert READ not in logged and ADMIN not in logged
 
 
+async def test_a_body_that_does_not_parse_gets_the_typed_error_every_other_refusal_has(
+    api: Client, store: Store
+) -> None:
+    ids = await seeded(store)
+    lisbon = f"/api/chats/{ids['lisbon']}"
+    for body in (b"\xff", b'{"title": '):  # not UTF-8; JSON cut short
+        bad = await api.patch(
+            lisbon, data=body, headers={**as_(ADMIN), "Content-Type": "application/json"}
+        )
+        assert bad.status_code == 400 and bad.json()["error"] == "bad_request", bad.text
+    unknown = await api.get("/api/nothing-here", headers=as_(READ))
+    assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
+    wrong = await api.call("PUT", lisbon, json={"title": "Trip"}, headers=as_(ADMIN))
+    assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+    assert "Allow" in wrong.headers  # (kept from the framework's refusal)
+    assert (await store.get_chat(ids["lisbon"], owner="alice")).title != "Trip"
+
+
 async def test_the_list_filters_by_owner_status_date_and_words(api: Client, store: Store) -> None:
     ids = await seeded(store)
     await store.close_chat(ids["porto"], status="closed", end_reason="hangup", at=time.time())

@@ -20,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from voxkeep.console.auth import ConsoleToken, Role, role_of
 from voxkeep.console.models import (
@@ -40,6 +41,7 @@ from voxkeep.views import export
 
 MAX_PAGE = 500
 _STATUS = {InvalidInput: 400, NotFound: 404, StoreUnavailable: 503}
+_FRAMEWORK_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 503)
 }
@@ -116,6 +118,15 @@ def create_app(
         status = next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), 500)
         message = str(exc)[:200] if status == 400 else exc.code.replace("_", " ")
         return _error(status, exc.code, message)
+
+    @app.exception_handler(HTTPException)
+    async def refused_early(_: Request, exc: HTTPException) -> JSONResponse:
+        """What is refused before a route runs (a body that does not parse, a path or a method
+        there is no route for), in the shape of every other error."""
+        error = _FRAMEWORK_ERRORS.get(exc.status_code, "bad_request")
+        reply = _error(exc.status_code, error, str(exc.detail)[:200])
+        reply.headers.update(exc.headers or {})
+        return reply
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -94,5 +94,8 @@ class HealthOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    error: str = Field(description="unauthorized, forbidden, not_found, bad_request, unavailable")
+    error: str = Field(
+        description="unauthorized, forbidden, not_found, bad_request, method_not_allowed, "
+        "unavailable"
+    )
     message: str
