@@ -208,9 +208,12 @@ async def outage(
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "livekit_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.livekit)
     items.sort(
         key=lambda item: (
-            "livekit_server" in getattr(item, "fixturenames", ()),
+            item.get_closest_marker("livekit") is not None,
             item.get_closest_marker("timeout") is None,
         )
     )

@@ -4,7 +4,7 @@ workers, each in its own process, and callers on LiveKit's rtc client."""
 
 from __future__ import annotations
 
-import os
+import fcntl
 import socket
 import time
 import uuid
@@ -56,12 +56,15 @@ def _built_binary() -> Path:
 
 
 def _building() -> bool:
+    """Whether scripts/livekit-server is running: it holds this lock while it does."""
     try:
-        pid = int((ROOT / ".tools" / "livekit-build.pid").read_text())
-        os.kill(pid, 0)
-    except (OSError, ValueError):  # no build, or its process is gone
+        with (ROOT / ".tools" / "livekit-build.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # no .tools: nothing was ever built here
         return False
-    return True
+    return False
 
 
 @pytest.fixture

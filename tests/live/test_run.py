@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.live.conftest import Join
 from tests.live.harness import ROOT, voxkeepctl
@@ -107,6 +108,7 @@ async def test_scripts_run_brings_a_local_server_runs_the_worker_and_stops_both(
         run.wait()
 
 
+@pytest.mark.livekit  # scripts/run sets up first, the LiveKit server with the rest
 async def test_scripts_run_says_in_one_line_that_it_needs_model_credentials(
     tmp_path: Path,
 ) -> None:
