@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Sequence
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,7 +42,6 @@ from voxkeep.views import export
 
 MAX_PAGE = 500
 _STATUS = {InvalidInput: 400, NotFound: 404, StoreUnavailable: 503}
-_FRAMEWORK_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 503)
 }
@@ -123,7 +123,7 @@ def create_app(
     async def refused_early(_: Request, exc: HTTPException) -> JSONResponse:
         """What is refused before a route runs (a body that does not parse, a path or a method
         there is no route for), in the shape of every other error."""
-        error = _FRAMEWORK_ERRORS.get(exc.status_code, "bad_request")
+        error = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")  # not_found …
         reply = _error(exc.status_code, error, str(exc.detail)[:200])
         reply.headers.update(exc.headers or {})
         return reply
