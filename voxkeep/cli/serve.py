@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from voxkeep.core.errors import ConfigError
+from voxkeep.core.extras import needs
 from voxkeep.core.settings import load_settings
 from voxkeep.store import Store
 
-PAGES = Path(__file__).resolve().parents[2] / "console" / "dist"
-"""The console's built pages (`npm run build` in console/; scripts/bootstrap builds them)."""
+PAGES = Path(__file__).resolve().parents[1] / "console" / "pages"
+"""The console's built pages: package data of a wheel; in a checkout, `npm run build` (which
+scripts/bootstrap runs) writes them."""
 GRACE_S = 5
 """At SIGTERM or Ctrl-C, how long requests in flight may finish (a browser's idle keep-alive
 connections do not hold it up)."""
@@ -28,10 +30,11 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 async def serve(store: Store, args: argparse.Namespace) -> int:
-    import uvicorn  # only here: every other voxkeepctl command starts without a web stack
+    with needs("console", "voxkeepctl serve"):
+        import uvicorn  # only here: every other voxkeepctl command starts without a web stack
 
-    from voxkeep.console.api import create_app
-    from voxkeep.console.auth import parse_tokens
+        from voxkeep.console.api import create_app
+        from voxkeep.console.auth import parse_tokens
 
     settings = load_settings()
     tokens = parse_tokens(settings.console_tokens.get_secret_value())

@@ -9,6 +9,7 @@ import importlib
 import json
 from typing import Any
 
+from voxkeep.core.extras import needs
 from voxkeep.core.settings import Settings
 
 
@@ -26,7 +27,9 @@ def add_parsers(sub: Any) -> None:
 
 
 def preload() -> None:
-    importlib.import_module("voxkeep.sim.runner")
+    with needs("sim", "voxkeepctl simulate"):
+        importlib.import_module("voxkeep.sim.runner")
+        importlib.import_module("voxkeep.sim.script")
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from voxkeep.core.errors import InvalidInput
+from voxkeep.core.extras import needs
 from voxkeep.store.base import ANY_OWNER, OwnerScope, SchemaStatus, Store, WriteResult
 
 __all__ = ["ANY_OWNER", "OwnerScope", "SchemaStatus", "Store", "WriteResult", "open_store"]
@@ -15,7 +16,8 @@ async def open_store(url: str) -> Store:
 
         return await SqliteStore.open(url)
     if url.startswith(("postgresql:", "postgres:")):
-        from voxkeep.store.postgres import PostgresStore
+        with needs("postgres", "the PostgreSQL store"):
+            from voxkeep.store.postgres import PostgresStore
 
         return await PostgresStore.open(url)
     raise InvalidInput("VOXKEEP_DB_URL must start with sqlite:/// or postgresql://")

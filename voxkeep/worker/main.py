@@ -1,5 +1,6 @@
 """`python -m voxkeep COMMAND`: LiveKit's worker CLI (`start`, `dev`, `console`, `download-files`)
-with our entrypoint, after checking settings, the models they name and the database schema.
+with our entrypoint, after checking settings, the models they name and the database schema;
+`check` makes the same checks as `start` and stops there (an image's or a deploy's smoke test).
 
 Only the settings are imported before `main` runs: with metrics on, prometheus_client must see
 its multiprocess folder before anything imports it (docs/metrics.md).
@@ -17,7 +18,8 @@ import tempfile
 from voxkeep.core.errors import SchemaError, VoxkeepError
 from voxkeep.core.settings import Settings, load_settings
 
-NEEDS_SERVER = {"start", "dev", "connect"}
+CHECK = "check"
+NEEDS_SERVER = {"start", "dev", "connect", CHECK}
 NEEDS_STORE = NEEDS_SERVER | {"console"}
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -70,6 +72,9 @@ def main() -> int:
     except VoxkeepError as exc:
         sys.stderr.write(f"voxkeep: {exc}\n")
         return 1
+    if command == CHECK:
+        sys.stdout.write("voxkeep: ready to start (settings, models and the store's schema)\n")
+        return 0
     from livekit.agents import cli
 
     from voxkeep.core.logs import configure_logging
