@@ -46,6 +46,20 @@ def test_a_bad_value_fails_with_one_line_naming_the_variable(
     assert str(bad.value).startswith(f"{variable}: ") and "\n" not in str(bad.value)
 
 
+@pytest.mark.parametrize(
+    "secret", ["a-long-random-string", "whsec_not base64!", "whsec_" + "c2hvcnQ="]
+)
+def test_a_webhook_secret_not_in_the_standard_format_fails_in_one_line_without_its_value(
+    secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOXKEEP_WEBHOOK_SECRET", secret)
+    with pytest.raises(ConfigError) as bad:
+        load_settings()
+    said = str(bad.value)
+    assert said.startswith("VOXKEEP_WEBHOOK_SECRET: ") and "\n" not in said
+    assert secret not in said and secret.removeprefix("whsec_") not in said
+
+
 def test_standard_variables_keep_their_names_and_secrets_stay_hidden(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -8,4 +8,3 @@ export {
   DEFAULT_TOPIC,
   RPC_METHOD,
 } from "./room.js";
-export { SIGNATURE_HEADER, verifyWebhook, type VerifyOptions } from "./webhooks.js";

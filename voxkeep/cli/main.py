@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from voxkeep.cli import chats, db, livekit, protocol, serve, simulate
+from voxkeep.cli import chats, db, livekit, protocol, serve, simulate, webhooks
 from voxkeep.core.errors import NotFound, SchemaError, VoxkeepError
 from voxkeep.core.logs import configure_logging
 from voxkeep.core.settings import Settings, load_settings
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     livekit.add_parsers(sub)
     protocol.add_parsers(sub)
     serve.add_parsers(sub)
+    webhooks.add_parsers(sub)
     return parser
 
 

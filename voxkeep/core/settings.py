@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from voxkeep.core.errors import ConfigError
+from voxkeep.core.signing import signing_key
 
 DEFAULT_INSTRUCTIONS = (
     "You are a friendly, concise voice assistant. Answer in one or two short sentences, "
@@ -171,6 +172,15 @@ class Settings(BaseSettings):
     def _http_urls(cls, value: str) -> str:
         if any(not url.startswith(("http://", "https://")) for url in _split(value)):
             raise ValueError("expected http:// or https:// URLs, separated by commas")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _standard_secret(cls, value: SecretStr) -> SecretStr:
+        """A Standard Webhooks secret (docs/webhooks.md), checked here so that a bad one stops
+        the worker at start rather than every delivery."""
+        if value.get_secret_value():
+            signing_key(value.get_secret_value())
         return value
 
     @property

@@ -5,18 +5,21 @@ the worker's main process, leases the due ones, POSTs each to every receiver tha
 acknowledged it yet, and settles it: gone once every receiver answered 2xx, else due again after a
 backoff. A receiver that is down costs a call nothing (calls run in other processes and never wait
 on it), and nothing is lost when a worker dies (the lease runs out and any worker takes it up).
-Delivery is at least once; the event's id is the same every time.
+Delivery is at least once; the event's id is the same every time. Requests follow the Standard
+Webhooks specification (https://www.standardwebhooks.com): its headers, its signature and its
+secret format, so receivers verify them with its libraries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import random
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import structlog
@@ -24,14 +27,15 @@ import structlog
 from voxkeep.core import metrics
 from voxkeep.core.errors import VoxkeepError
 from voxkeep.core.settings import Settings
+from voxkeep.core.signing import sign, signing_key
 from voxkeep.store import Store, open_store
 from voxkeep.store.records import OutboxEvent
 
 log = structlog.get_logger(__name__)
 
-SIGNATURE_HEADER = "Voxkeep-Webhook-Signature"
-ID_HEADER = "Voxkeep-Webhook-Id"
-TYPE_HEADER = "Voxkeep-Webhook-Type"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 BATCH = 50
 POLL_S = 1.0
 MAX_BACKOFF_S = 600.0
@@ -39,16 +43,24 @@ TASK = "voxkeep.jobs.webhooks"
 
 
 def body(event: OutboxEvent) -> bytes:
-    """The bytes POSTed for `event`: the same on every attempt."""
-    envelope = {"id": event.id, "type": event.type, "created_at": event.created_at}
-    envelope["data"] = event.data
+    """The bytes POSTed for `event`, the same on every attempt: the specification's envelope
+    (`type`, `timestamp`, `data`) with the event's `id`; every time in it is ISO 8601 UTC."""
+    envelope = {
+        "id": event.id,
+        "type": event.type,
+        "timestamp": iso(event.created_at),
+        "data": {k: iso(v) if _is_time(k, v) else v for k, v in event.data.items()},
+    }
     return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
 
 
-def sign(secret: str, timestamp: int, payload: bytes) -> str:
-    """The signature header's value: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.payload">`."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
+def iso(at: float) -> str:
+    """A Unix time as ISO 8601 in UTC, to the millisecond: `2026-12-07T09:30:00.123Z`."""
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _is_time(key: str, value: Any) -> bool:
+    return key.endswith("_at") and isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def receiver_key(url: str) -> str:
@@ -65,7 +77,8 @@ def backoff(attempts: int, first_s: float) -> float:
 
 
 class Deliverer:
-    """Delivers the outbox's events to `urls`, signed with `secret`, until cancelled."""
+    """Delivers the outbox's events to `urls`, signed with `secret` (`whsec_…`), until
+    cancelled."""
 
     def __init__(
         self,
@@ -78,7 +91,7 @@ class Deliverer:
     ) -> None:
         self._store = store
         self._urls = list(urls)
-        self._secret = secret
+        self._key = signing_key(secret)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._retry_s = retry_s
         self._lease_s = timeout_s * 3 + 5  # longer than one round of attempts
@@ -112,11 +125,12 @@ class Deliverer:
     async def _post(
         self, http: aiohttp.ClientSession, url: str, event: OutboxEvent, payload: bytes
     ) -> bool:
+        now = int(time.time())
         headers = {
             "Content-Type": "application/json",
             ID_HEADER: event.id,
-            TYPE_HEADER: event.type,
-            SIGNATURE_HEADER: sign(self._secret, int(time.time()), payload),
+            TIMESTAMP_HEADER: str(now),
+            SIGNATURE_HEADER: sign(self._key, event.id, now, payload),
         }
         try:
             async with http.post(url, data=payload, headers=headers, timeout=self._timeout) as r:
