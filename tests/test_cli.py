@@ -345,3 +345,74 @@ def test_chats_delete_refuses_a_half_given_erasure_in_one_line(
     assert (code, out) == (1, "") and err.count("\n") == 1 and err.startswith("voxkeepctl: ")
     listed = run_json(capsys, db, "chats", "list")
     assert isinstance(listed, dict) and len(listed["chats"]) == 3
+
+
+def listed_ids(capsys: pytest.CaptureFixture[str], db: Seeded) -> set[str]:
+    listed = run_json(capsys, db, "chats", "list")
+    assert isinstance(listed, dict)
+    return {c["id"] for c in listed["chats"]}
+
+
+def test_destructive_commands_take_a_dry_run_that_names_what_would_go_and_keeps_it(
+    db: Seeded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    every = {db.lisbon, db.porto, db.bobs}
+    erase = run_json(capsys, db, "chats", "delete", "--owner", "alice", "--all", "--dry-run")
+    assert isinstance(erase, dict) and erase["dry_run"] is True
+    assert {c["id"] for c in erase["would_delete"]} == {db.lisbon, db.porto}
+    one = run_json(capsys, db, "chats", "delete", db.bobs, "--dry-run")
+    assert [c["id"] for c in one["would_delete"]] == [db.bobs]  # type: ignore[index]
+    pruned = run_json(capsys, db, "chats", "prune", "--older-than", "30d", "--dry-run")
+    assert [c["id"] for c in pruned["would_delete"]] == [db.lisbon]  # type: ignore[index]
+    code, out, _ = run(capsys, "--db", db.url, "chats", "prune", "--older-than", "30d", "--dry-run")
+    assert code == 0 and out.startswith("would delete 1 chat (a dry run: nothing was deleted)\n")
+    assert db.lisbon in out  # and the table of what
+    assert listed_ids(capsys, db) == every  # nothing went
+    code, _, err = run(capsys, "--db", db.url, "chats", "delete", "chat_nope", "--dry-run")
+    assert (code, err) == (1, "voxkeepctl: no such chat: chat_nope\n")
+    # and the real run deletes exactly what the dry run named
+    assert run_json(capsys, db, "chats", "prune", "--older-than", "30d")["deleted"] == 1  # type: ignore[index]
+    assert listed_ids(capsys, db) == every - {db.lisbon}
+
+
+def test_chats_export_to_a_path_it_cannot_write_is_one_line(
+    db: Seeded, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "missing" / "dir" / "f.md"
+    code, out, err = run(capsys, "--db", db.url, "chats", "export", db.lisbon, "-o", str(target))
+    assert (code, out) == (1, "")
+    assert err == f"voxkeepctl: cannot write {target}: No such file or directory\n"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "tcsh"])
+def test_completion_scripts_are_offered_for_each_shell(
+    shell: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "completion", shell)
+    assert (code, err) == (0, "")
+    assert "voxkeepctl" in out and "chats" in out and out.endswith("\n")
+
+
+def test_bash_completes_commands_and_options_from_the_script(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = run(capsys, "completion", "bash")
+    assert code == 0
+    script = tmp_path / "voxkeepctl.bash"
+    script.write_text(out)
+
+    def complete(*words: str) -> set[str]:
+        line = " ".join(("voxkeepctl", *words))
+        probe = (
+            f"source {script}; COMP_WORDS=({line}); COMP_CWORD={len(words)}; "
+            f"COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; "
+            "_shtab_voxkeepctl; printf '%s\\n' \"${COMPREPLY[@]}\""
+        )
+        done = subprocess.run(
+            ["bash", "-c", probe], capture_output=True, text=True, timeout=30, check=True
+        )
+        return {word.strip() for word in done.stdout.split()}
+
+    assert "chats" in complete("ch")
+    assert {"prune", "delete"} <= complete("chats", "")
+    assert "--dry-run" in complete("chats", "prune", "--d")

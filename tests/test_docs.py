@@ -3,9 +3,13 @@ every link between the docs resolves, and nothing points outside."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 from pathlib import Path
+
+from voxkeep.cli.main import build_parser
+from voxkeep.prosody import dsp
 
 ROOT = Path(__file__).resolve().parent.parent
 CITED = re.compile(r"docs/([a-z_]+\.md)")
@@ -48,3 +52,49 @@ def test_links_between_the_docs_resolve() -> None:
             assert linked.is_file(), f"{page.name} links {target}"
             if anchor:
                 assert anchor in anchors(linked), f"{page.name} links {target}#{anchor}"
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices) if actions else {}
+
+
+def commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every leaf command of `voxkeepctl`, e.g. ("chats", "prune")."""
+    found: set[tuple[str, ...]] = set()
+    for name, sub in subcommands(parser).items():
+        found |= commands(sub, (*prefix, name)) or {(*prefix, name)}
+    return found
+
+
+def test_the_operations_page_lists_every_voxkeepctl_command_and_only_those() -> None:
+    page = (ROOT / "docs" / "operations.md").read_text()
+    section = page.split("## `voxkeepctl`", 1)[1].split("\n## ", 1)[0]
+    documented: set[tuple[str, ...]] = set()
+    for line in section.replace("\\|", "/").splitlines():
+        if not line.startswith("| `"):
+            continue
+        for span in re.findall(r"`([^`]+)`", line.split("|")[1]):
+            words = []
+            for word in span.split():
+                if not re.fullmatch(r"[a-z][a-z-]*", word):
+                    break
+                words.append(word)
+            documented.add(tuple(words))
+    actual = commands(build_parser())
+    assert actual - documented == set(), "commands docs/operations.md does not list"
+    assert documented - actual == set(), "docs/operations.md lists commands that do not exist"
+
+
+def test_every_deleting_command_takes_a_dry_run() -> None:
+    parser = build_parser()
+    for path in [("chats", "delete"), ("chats", "prune"), ("dispatch", "delete")]:
+        command = parser
+        for name in path:
+            command = subcommands(command)[name]
+        assert "--dry-run" in command._option_string_actions, " ".join(path)
+
+
+def test_the_prosody_page_states_the_rate_the_analyzer_runs_at() -> None:
+    page = (ROOT / "docs" / "prosody.md").read_text()
+    assert f"at {dsp.RATE // 1000} kHz" in page

@@ -51,6 +51,28 @@ async def test_a_token_joins_a_room_of_its_own_as_the_caller_and_asks_for_the_re
     assert api.TokenVerifier(KEY, SECRET).verify(first["token"]).attributes in ({}, None)
 
 
+async def test_a_token_may_change_its_own_attributes_and_dispatches_a_named_agent(
+    tmp_path: Path, store: Store
+) -> None:
+    settings = Settings(
+        livekit_url="ws://127.0.0.1:7880", livekit_api_key=SecretStr(KEY),
+        livekit_api_secret=SecretStr(SECRET), agent_name="concierge",
+    )  # fmt: skip
+    (tmp_path / "assets").mkdir()
+    async with TestClient(TestServer(build_app(settings, store, tmp_path))) as named:
+        minted = await (await named.post("/api/token", json={"identity": "alice"})).json()
+    claims = api.TokenVerifier(KEY, SECRET).verify(minted["token"])
+    assert claims.video is not None and claims.video.can_update_own_metadata
+    assert claims.room_config is not None
+    assert [a.agent_name for a in claims.room_config.agents] == ["concierge"]
+
+
+async def test_without_an_agent_name_a_token_dispatches_nothing(client: Client) -> None:
+    minted = await (await client.post("/api/token", json={"identity": "alice"})).json()
+    claims = api.TokenVerifier(KEY, SECRET).verify(minted["token"])
+    assert claims.room_config is None or not claims.room_config.agents  # automatic dispatch
+
+
 @pytest.mark.parametrize(
     "body",
     [b"not json", b"[1, 2]", b"{}", b'{"identity": ""}', b'{"identity": 7}',

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import pytest
 from livekit import api
@@ -37,12 +38,16 @@ async def test_dispatch_create_list_delete_and_rooms_list_change_what_the_server
     made = json.loads(out)
     assert made["id"].startswith("AD_") and (made["agent_name"], made["room"]) == ("voice", room)
     assert json.loads(made["metadata"]) == {"plan": "pro", "chat_id": "chat_0190abc"}
-    assert made["created_at"] == pytest.approx(time.time(), abs=60)
+    assert datetime.fromisoformat(made["created_at"]).timestamp() == pytest.approx(
+        time.time(), abs=60
+    )  # ISO 8601 with its zone, as every --json time
     held = {d.id: d for d in await lkapi.agent_dispatch.list_dispatch(room)}
     assert json.loads(held[made["id"]].metadata) == {"plan": "pro", "chat_id": "chat_0190abc"}
 
     code, out, _ = await voxkeepctl(operator_env, "--json", "rooms", "list")
-    assert code == 0 and room in [r["name"] for r in json.loads(out)["rooms"]]  # dispatch made it
+    rooms = {r["name"]: r for r in json.loads(out)["rooms"]}
+    assert code == 0 and room in rooms  # the dispatch made it
+    assert rooms[room]["created_at"].endswith("Z")
     code, out, _ = await voxkeepctl(operator_env, "rooms", "list")
     assert code == 0 and room in out
 
@@ -53,6 +58,12 @@ async def test_dispatch_create_list_delete_and_rooms_list_change_what_the_server
     code, out, _ = await voxkeepctl(operator_env, "dispatch", "list", "--room", room)
     assert code == 0 and made["id"] in out and "voice" in out  # a table
 
+    code, out, err = await voxkeepctl(
+        operator_env, "--json", "dispatch", "delete", "--room", room, made["id"], "--dry-run"
+    )
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {"dry_run": True, "would_delete": listed[made["id"]]}
+    assert made["id"] in {d.id for d in await lkapi.agent_dispatch.list_dispatch(room)}  # kept
     code, out, err = await voxkeepctl(
         operator_env, "dispatch", "delete", "--room", room, made["id"]
     )
@@ -69,12 +80,14 @@ async def test_a_token_from_voxkeepctl_admits_its_identity_with_its_attributes(
     )  # fmt: skip
     assert (code, err) == (0, "")
     printed = json.loads(out)
-    assert printed["expires_at"] == pytest.approx(time.time() + 1800, abs=60)
+    expires = datetime.fromisoformat(printed["expires_at"]).timestamp()
+    assert expires == pytest.approx(time.time() + 1800, abs=60)
     assert printed["url"] == livekit_server.url
     claims = api.TokenVerifier(livekit_server.api_key, livekit_server.api_secret).verify(
         printed["token"]
     )
     assert claims.video is not None and claims.video.room_admin is not True  # a participant
+    assert claims.video.can_update_own_metadata  # who may set their own attributes
     await join("alice", jwt=printed["token"])  # the server admits it...
     bob = await join("bob", microphone=False)
     alice = await wait_until(lambda: bob.room.remote_participants.get("alice"), 10, "alice")

@@ -369,6 +369,31 @@ async def test_prune_deletes_only_ended_chats_older_than_the_cutoff(store: Store
     assert remaining == {old_active.id, new_closed.id}
 
 
+async def test_a_dry_run_names_exactly_what_prune_and_erasure_then_delete(store: Store) -> None:
+    alice_old, alice_active, alice_new, bob_old = (
+        chat("alice", at=1000.0),
+        chat("alice", at=1000.0),
+        chat("alice"),
+        chat("bob", at=900.0),
+    )
+    every = (alice_old, alice_active, alice_new, bob_old)
+    await store.write([*every, *(msg(c.id, "hi", at=c.created_at) for c in every)])
+    for c, at in ((alice_old, 1001.0), (bob_old, 901.0), (alice_new, time.time())):
+        await store.close_chat(c.id, status="closed", end_reason="hangup", at=at)
+    cutoff = time.time() - 3600
+    everyone = await store.to_delete(owner=ANY_OWNER, older_than=cutoff)
+    assert everyone == [bob_old.id, alice_old.id]  # ended, not updated since: oldest first
+    assert await store.to_delete(owner="alice", older_than=cutoff) == [alice_old.id]
+    erased = await store.to_delete(owner="alice")
+    assert set(erased) == {alice_old.id, alice_active.id, alice_new.id}  # the active one too
+    assert len((await store.list_chats(owner=ANY_OWNER)).chats) == 4  # a dry run changes nothing
+    with pytest.raises(InvalidInput):
+        await store.to_delete(owner=ANY_OWNER)  # erasure names its person
+    assert await store.prune(older_than=cutoff, owner="alice") == 1
+    assert await store.erase_owner("alice") == len(erased) - 1
+    assert [c.id for c in (await store.list_chats(owner=ANY_OWNER)).chats] == [bob_old.id]
+
+
 async def restored(db_url: str, path: str) -> str:
     """A store URL holding the backup at `path`: the file itself for SQLite; for PostgreSQL,
     a new database `pg_restore` filled from it."""

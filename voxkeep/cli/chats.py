@@ -60,12 +60,20 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("chat_id", nargs="?")
     p.add_argument("--owner", help="with --all: the caller whose every chat goes")
     p.add_argument("--all", action="store_true", help="every chat of --owner (erasure)")
+    _dry_run(p)
     p.set_defaults(run=delete)
 
     p = cmds.add_parser("prune", help="delete ended chats not updated for a while")
     p.add_argument("--older-than", required=True, help="e.g. 90d, 12h")
     p.add_argument("--owner", help="only this caller's chats")
+    _dry_run(p)
     p.set_defaults(run=prune)
+
+
+def _dry_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted, and delete nothing"
+    )
 
 
 def _scope(owner: str | None) -> OwnerScope:
@@ -160,7 +168,10 @@ async def export_chat(store: Store, args: argparse.Namespace) -> int:
     messages = [m for part in reversed(pages) for m in part]
     text = export.render(args.format, chat, messages)
     if args.output:
-        await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
+        try:
+            await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {args.output}: {exc.strerror or exc}") from None
         if args.json:
             emit(dumps({"chat_id": chat.id, "path": args.output, "messages": len(messages)}))
     else:
@@ -210,6 +221,8 @@ async def delete(store: Store, args: argparse.Namespace) -> int:
     if args.all or args.owner is not None:
         if not (args.all and args.owner and args.chat_id is None):
             raise InvalidInput("erasing a person takes --owner ID --all, and no chat id")
+        if args.dry_run:
+            return await _would_delete(store, args, await store.to_delete(owner=args.owner))
         count = await store.erase_owner(args.owner)
         if args.json:
             emit(dumps({"owner": args.owner, "deleted": count}))
@@ -218,6 +231,8 @@ async def delete(store: Store, args: argparse.Namespace) -> int:
         return 0
     if args.chat_id is None:
         raise InvalidInput("name the chat to delete, or erase a person with --owner ID --all")
+    if args.dry_run:
+        return await _would_delete(store, args, [args.chat_id])
     await store.delete_chat(args.chat_id, owner=ANY_OWNER)
     emit(dumps({"deleted": args.chat_id}) if args.json else f"deleted {args.chat_id}")
     return 0
@@ -225,6 +240,9 @@ async def delete(store: Store, args: argparse.Namespace) -> int:
 
 async def prune(store: Store, args: argparse.Namespace) -> int:
     cutoff = time.time() - parse_duration(args.older_than)
+    if args.dry_run:
+        doomed = await store.to_delete(owner=_scope(args.owner), older_than=cutoff)
+        return await _would_delete(store, args, doomed)
     count = 0
     with Progress("prune", None, shown=wanted(args), unit="chat") as bar:
         while deleted := await store.prune(
@@ -238,4 +256,18 @@ async def prune(store: Store, args: argparse.Namespace) -> int:
         emit(dumps({"deleted": count, "older_than": iso(cutoff)}))
     else:
         emit(f"deleted {count} chat{'s' if count != 1 else ''} not updated since {iso(cutoff)}")
+    return 0
+
+
+async def _would_delete(store: Store, args: argparse.Namespace, chat_ids: list[str]) -> int:
+    """A dry run's answer: the chats the command would delete (a missing one is `not_found`,
+    as the deletion would say), and nothing deleted."""
+    doomed = [await store.get_chat(chat_id, owner=ANY_OWNER) for chat_id in chat_ids]
+    if args.json:
+        emit(dumps({"dry_run": True, "would_delete": [chat_json(c) for c in doomed]}))
+    else:
+        count = f"{len(doomed)} chat{'s' if len(doomed) != 1 else ''}"
+        emit(f"would delete {count} (a dry run: nothing was deleted)")
+        if doomed:
+            emit(_chat_rows(doomed))
     return 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import time
 import warnings
@@ -22,6 +21,7 @@ from voxkeep.cli.render import dumps, emit, parse_duration, table
 from voxkeep.control.room import MAX_CHAT_ID_CHARS
 from voxkeep.core.errors import InvalidInput, VoxkeepError
 from voxkeep.core.settings import Settings
+from voxkeep.core.tokens import caller_token
 from voxkeep.views.chat import iso
 
 TIMEOUT_S = 10.0
@@ -51,6 +51,9 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     p = cmds.add_parser("delete", help="withdraw a dispatch")
     p.add_argument("--room", required=True)
     p.add_argument("dispatch_id")
+    p.add_argument(
+        "--dry-run", action="store_true", help="show the dispatch that would go, and keep it"
+    )
     p.set_defaults(run=delete_dispatch, own_store=True)
 
     rooms = sub.add_parser("rooms", help="the LiveKit server's rooms")
@@ -65,6 +68,12 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
         "--attribute", action="append", default=[], metavar="KEY=VALUE",
         help="a participant attribute, e.g. voxkeep.resume_chat_id=chat_…; repeatable",
     )  # fmt: skip
+    p.add_argument(
+        "--agent", metavar="NAME",
+        help="dispatch this agent (a worker's VOXKEEP_AGENT_NAME) into the room when the token "
+        "joins it",
+    )  # fmt: skip
+    p.add_argument("--agent-metadata", metavar="JSON", help="with --agent: the job's metadata")
     p.set_defaults(run=token, own_store=True)
 
 
@@ -148,7 +157,7 @@ def job_metadata(metadata: str | None, chat_id: str | None) -> str:
 
 
 def dispatch_json(d: api.AgentDispatch) -> dict[str, Any]:
-    created = d.state.created_at / 1e9 if d.state.created_at else None
+    created = iso(d.state.created_at / 1e9) if d.state.created_at else None
     return {
         "id": d.id, "agent_name": d.agent_name, "room": d.room, "metadata": d.metadata,
         "created_at": created, "jobs": len(d.state.jobs),
@@ -158,8 +167,8 @@ def dispatch_json(d: api.AgentDispatch) -> dict[str, Any]:
 def _dispatch_rows(dispatches: list[dict[str, Any]]) -> str:
     return table(
         ["id", "agent", "room", "created", "jobs", "metadata"],
-        [(d["id"], d["agent_name"], d["room"], iso(d["created_at"]) if d["created_at"] else "",
-          d["jobs"], d["metadata"]) for d in dispatches],
+        [(d["id"], d["agent_name"], d["room"], d["created_at"] or "", d["jobs"], d["metadata"])
+         for d in dispatches],
     )  # fmt: skip
 
 
@@ -186,6 +195,17 @@ async def list_dispatches(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def delete_dispatch(settings: Settings, args: argparse.Namespace) -> int:
+    if args.dry_run:
+        async with _server(settings, args.room) as lkapi:
+            held = await lkapi.agent_dispatch.list_dispatch(args.room)
+        found = [dispatch_json(d) for d in held if d.id == args.dispatch_id]
+        if not found:
+            raise ServerRefused(f"no dispatch {args.dispatch_id} in room {args.room}")
+        if args.json:
+            emit(dumps({"dry_run": True, "would_delete": found[0]}))
+        else:
+            emit("would delete (a dry run: nothing was deleted):\n" + _dispatch_rows(found))
+        return 0
     async with _server(settings, args.room) as lkapi:
         gone = dispatch_json(
             await lkapi.agent_dispatch.delete_dispatch(args.dispatch_id, args.room)
@@ -200,7 +220,8 @@ async def delete_dispatch(settings: Settings, args: argparse.Namespace) -> int:
 def room_json(r: Any) -> dict[str, Any]:
     return {
         "sid": r.sid, "name": r.name, "participants": r.num_participants,
-        "publishers": r.num_publishers, "created_at": r.creation_time or None,
+        "publishers": r.num_publishers,
+        "created_at": iso(r.creation_time) if r.creation_time else None,
         "metadata": r.metadata,
     }  # fmt: skip
 
@@ -215,8 +236,7 @@ async def list_rooms(settings: Settings, args: argparse.Namespace) -> int:
     else:
         emit(table(
             ["name", "sid", "participants", "created"],
-            [(r["name"], r["sid"], r["participants"],
-              iso(r["created_at"]) if r["created_at"] else "") for r in rooms],
+            [(r["name"], r["sid"], r["participants"], r["created_at"] or "") for r in rooms],
         ))  # fmt: skip
     return 0
 
@@ -240,22 +260,20 @@ async def token(settings: Settings, args: argparse.Namespace) -> int:
     if ttl <= 0:
         raise InvalidInput("--ttl must be longer than zero")
     attributes = _attributes(args.attribute)
-    grants = api.VideoGrants(room_join=True, room=args.room)
-    minted = (
-        api.AccessToken(key, secret)
-        .with_identity(args.identity)
-        .with_grants(grants)
-        .with_ttl(datetime.timedelta(seconds=ttl))
-    )
-    if attributes:
-        minted = minted.with_attributes(attributes)
+    if args.agent_metadata is not None and not args.agent:
+        raise InvalidInput("--agent-metadata goes with --agent NAME")
+    metadata = job_metadata(args.agent_metadata, None) if args.agent else ""
+    minted = caller_token(
+        key, secret, identity=args.identity, room=args.room, ttl_s=ttl,
+        attributes=attributes, agent_name=args.agent, agent_metadata=metadata,
+    )  # fmt: skip
     minted_at = int(time.time())  # to_jwt() stamps exp as now + ttl, in whole seconds
     jwt = minted.to_jwt()
     if args.json:
         emit(dumps({
             "token": jwt, "identity": args.identity, "room": args.room,
-            "expires_at": minted_at + int(ttl), "url": settings.livekit_url or None,
-            "attributes": attributes,
+            "expires_at": iso(minted_at + int(ttl)), "url": settings.livekit_url or None,
+            "attributes": attributes, "agent": args.agent,
         }))  # fmt: skip
     else:
         emit(jwt)

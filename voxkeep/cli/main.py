@@ -10,7 +10,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from voxkeep.cli import chats, db, livekit, protocol, serve, simulate, webhooks
+from pydantic import SecretStr
+
+from voxkeep.cli import chats, completion, db, livekit, protocol, serve, simulate, webhooks
 from voxkeep.core.errors import NotFound, SchemaError, VoxkeepError
 from voxkeep.core.logs import configure_logging
 from voxkeep.core.settings import Settings, load_settings
@@ -26,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 GLOBAL_FLAGS = ("--json",)
-GLOBAL_OPTIONS = ("--db",)
+GLOBAL_OPTIONS = ("--db", "--url", "--api-key", "--api-secret")
 
 
 def version() -> str:
@@ -60,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     parser.add_argument("--db", metavar="URL", help="database URL (default: VOXKEEP_DB_URL)")
+    # LiveKit's credentials, as LiveKit's own CLI (`lk`) takes them
+    parser.add_argument("--url", help="the LiveKit server (default: LIVEKIT_URL)")
+    parser.add_argument("--api-key", help="its API key (default: LIVEKIT_API_KEY)")
+    parser.add_argument("--api-secret", help="its API secret (default: LIVEKIT_API_SECRET)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chats.add_parsers(sub)
     db.add_parsers(sub)
@@ -68,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     protocol.add_parsers(sub)
     serve.add_parsers(sub)
     webhooks.add_parsers(sub)
+    completion.add_parsers(sub, parser)
     return parser
 
 
@@ -87,10 +94,22 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         await store.aclose()
 
 
+def with_livekit_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with `--url`, `--api-key` and `--api-secret` in place of the environment's."""
+    given: dict[str, object] = {}
+    if args.url is not None:
+        given["livekit_url"] = args.url
+    if args.api_key is not None:
+        given["livekit_api_key"] = SecretStr(args.api_key)
+    if args.api_secret is not None:
+        given["livekit_api_secret"] = SecretStr(args.api_secret)
+    return settings.model_copy(update=given) if given else settings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(globals_first(sys.argv[1:] if argv is None else argv))
     try:
-        settings = load_settings()
+        settings = with_livekit_flags(load_settings(), args)
         configure_logging(settings.log_level, settings.log_format, handler=True)
         if getattr(args, "preload", None) is not None:
             args.preload()  # what only this command needs (simulate: LiveKit's session)

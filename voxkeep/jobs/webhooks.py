@@ -18,7 +18,6 @@ import json
 import random
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -30,6 +29,7 @@ from voxkeep.core.settings import Settings
 from voxkeep.core.signing import sign, signing_key
 from voxkeep.store import Store, open_store
 from voxkeep.store.records import OutboxEvent
+from voxkeep.views.chat import iso
 
 log = structlog.get_logger(__name__)
 
@@ -52,11 +52,6 @@ def body(event: OutboxEvent) -> bytes:
         "data": {k: iso(v) if _is_time(k, v) else v for k, v in event.data.items()},
     }
     return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
-
-
-def iso(at: float) -> str:
-    """A Unix time as ISO 8601 in UTC, to the millisecond: `2026-12-07T09:30:00.123Z`."""
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _is_time(key: str, value: Any) -> bool:

@@ -4,8 +4,9 @@ tokens minted here so no key reaches the browser, and a caller's history to read
 
     python -m voxkeep.local.webapp [--port PORT]     (default: VOXKEEP_WEB_PORT, 8089)
 
-- `POST /api/token` `{"identity": …, "resume_chat_id": …}`: a token for a new room of its own
-  (the agent is dispatched into it), with the `voxkeep.resume_chat_id` attribute when given.
+- `POST /api/token` `{"identity": …, "resume_chat_id": …}`: a token for a new room of its own,
+  with the `voxkeep.resume_chat_id` attribute when given, that may change its own attributes
+  and, when the worker has a `VOXKEEP_AGENT_NAME`, dispatches that agent into the room.
 - `GET /api/chats?identity=…`: the caller's chats, newest first.
 - `GET /api/chats/{chat_id}?identity=…`: one of them with its newest messages.
 """
@@ -20,13 +21,13 @@ import sys
 from pathlib import Path
 
 from aiohttp import web
-from livekit import api
 
 from voxkeep.control.dispatcher import message_json
 from voxkeep.control.protocol import MAX_PAYLOAD
 from voxkeep.control.room import RESUME_ATTRIBUTE
 from voxkeep.core.errors import NotFound, VoxkeepError
 from voxkeep.core.settings import Settings, load_settings
+from voxkeep.core.tokens import caller_token
 from voxkeep.store import Store, open_store
 from voxkeep.views.chat import chat_brief
 
@@ -63,17 +64,13 @@ async def token(request: web.Request) -> web.Response:
     if resume is not None and (not isinstance(resume, str) or not 0 < len(resume) <= 64):
         raise _BadRequest("resume_chat_id: a chat id")
     room = f"call-{secrets.token_hex(6)}"
-    minted = (
-        api.AccessToken(
-            settings.livekit_api_key.get_secret_value(),
-            settings.livekit_api_secret.get_secret_value(),
-        )
-        .with_identity(identity)
-        .with_grants(api.VideoGrants(room_join=True, room=room))
-        .with_ttl(TOKEN_TTL)
-    )
-    if resume:
-        minted = minted.with_attributes({RESUME_ATTRIBUTE: resume})
+    minted = caller_token(
+        settings.livekit_api_key.get_secret_value(),
+        settings.livekit_api_secret.get_secret_value(),
+        identity=identity, room=room, ttl_s=TOKEN_TTL.total_seconds(),
+        attributes={RESUME_ATTRIBUTE: resume} if resume else None,
+        agent_name=settings.agent_name or None,
+    )  # fmt: skip
     return web.json_response({"url": settings.livekit_url, "token": minted.to_jwt(), "room": room})
 
 

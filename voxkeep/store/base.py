@@ -216,6 +216,11 @@ class Administration(Protocol):
         most `limit`, oldest first); how many. `purge` afterwards to leave no trace."""
         ...
 
+    async def to_delete(self, *, owner: OwnerScope, older_than: float | None = None) -> list[str]:
+        """A dry run: the ids of the chats that `prune(older_than=…, owner=…)`, or without
+        `older_than` `erase_owner(owner)`, would delete now, oldest first. Changes nothing."""
+        ...
+
     async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
         """Erase a person (docs/operations.md, erasure): delete every chat of `owner` but `keep`
         (the empty chat their call goes on in), with its calls, messages and search entries,

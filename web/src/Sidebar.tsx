@@ -12,7 +12,10 @@ interface Props {
 
 const when = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
-/** The caller's chats, newest first (an empty chat is never kept, so never listed). */
+/**
+ * The caller's chats, newest first. The current chat is listed from its greeting on; a chat
+ * nobody spoke in is dropped when the call leaves it, so it is not listed after that.
+ */
 export function Sidebar({ chats, current, onOpen, onRename, onDelete }: Props) {
   return (
     <nav className="sidebar" aria-label="Chats">
@@ -44,7 +47,7 @@ function ChatRow({
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(chat.title ?? "");
   const [confirming, setConfirming] = useState(false);
-  const title = chat.title ?? "Untitled chat";
+  const title = chat.title ?? (current ? "New chat" : "Untitled chat");
 
   if (editing && onRename !== undefined) {
     const save = async () => {
@@ -88,7 +91,8 @@ function ChatRow({
       >
         <span className="title">{title}</span>
         <span className="meta">
-          {when.format(new Date(chat.updated_at * 1000))} · {chat.message_count} messages
+          {when.format(new Date(chat.updated_at * 1000))} · {chat.message_count}{" "}
+          {chat.message_count === 1 ? "message" : "messages"}
         </span>
       </button>
       {onRename !== undefined && (

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from typing import Any
 
 from voxkeep.core.errors import InvalidInput, StoreError
-from voxkeep.store.base import OwnerScope
+from voxkeep.store.base import ANY_OWNER, OwnerScope
 from voxkeep.store.postgres.connection import mapped, owner_clause
 from voxkeep.store.postgres.schema import PostgresSchema
 from voxkeep.store.records import StoreStats
@@ -20,20 +21,39 @@ def _exists(path: str) -> bool:
     return os.path.exists(path)
 
 
+def _doomed(
+    owner: OwnerScope, older_than: float | None, *, first: int
+) -> tuple[str, tuple[Any, ...]]:
+    """What prune (`older_than`) or erasure (none) deletes, as a WHERE clause on chats with its
+    parameters numbered from `$first`: one rule for the deletion and its dry run."""
+    if older_than is None:
+        if owner is ANY_OWNER:
+            raise InvalidInput("erasure names the owner whose chats go")
+        return f"owner = ${first}", (owner,)
+    clause, params = owner_clause(owner, "owner", first + 1)
+    return f"status != 'active' AND updated_at < ${first}{clause}", (older_than, *params)
+
+
 class PostgresMaintenance(PostgresSchema):
     """What operators run: prune, erasure and purging deleted words, statistics, checks, backups."""
 
     async def prune(self, *, older_than: float, owner: OwnerScope, limit: int | None = None) -> int:
-        clause, params = owner_clause(owner, "owner", 3)
+        where, params = _doomed(owner, older_than, first=2)
         return await self._changed(
-            "DELETE FROM chats WHERE id IN (SELECT id FROM chats WHERE status != 'active'"
-            f" AND updated_at < $1{clause} ORDER BY updated_at LIMIT $2)",
-            older_than, limit, *params,
+            f"DELETE FROM chats WHERE id IN (SELECT id FROM chats WHERE {where}"
+            " ORDER BY updated_at LIMIT $1)",
+            limit, *params,
         )  # fmt: skip
 
+    async def to_delete(self, *, owner: OwnerScope, older_than: float | None = None) -> list[str]:
+        where, params = _doomed(owner, older_than, first=1)
+        rows = await self._fetch(f"SELECT id FROM chats WHERE {where} ORDER BY updated_at", *params)
+        return [row[0] for row in rows]
+
     async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
+        where, params = _doomed(owner, None, first=2)
         deleted = await self._changed(
-            "DELETE FROM chats WHERE owner = $1 AND id IS DISTINCT FROM $2", owner, keep
+            f"DELETE FROM chats WHERE {where} AND id IS DISTINCT FROM $1", keep, *params
         )
         await self.purge()
         return deleted

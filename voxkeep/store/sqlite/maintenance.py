@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from typing import Any
 
 from voxkeep.core.errors import InvalidInput, StoreError, StoreUnavailable
-from voxkeep.store.base import OwnerScope
+from voxkeep.store.base import ANY_OWNER, OwnerScope
 from voxkeep.store.records import StoreStats
 from voxkeep.store.sqlite.connection import (
     BUSY_TIMEOUT_MS,
@@ -37,20 +38,37 @@ def _file_size(path: str) -> int:
     return sum(os.path.getsize(p) for p in (path, f"{path}-wal") if os.path.exists(p))
 
 
+def _doomed(owner: OwnerScope, older_than: float | None) -> tuple[str, tuple[Any, ...]]:
+    """What prune (`older_than`) or erasure (none) deletes, as a WHERE clause on chats: one
+    rule for the deletion and its dry run."""
+    if older_than is None:
+        if owner is ANY_OWNER:
+            raise InvalidInput("erasure names the owner whose chats go")
+        return "owner = ?", (owner,)
+    clause, params = owner_clause(owner, "owner")
+    return f"status != 'active' AND updated_at < ?{clause}", (older_than, *params)
+
+
 class SqliteMaintenance(SqliteSchema):
     """What operators run: prune, erasure and purging deleted words, statistics, checks, backups."""
 
     async def prune(self, *, older_than: float, owner: OwnerScope, limit: int | None = None) -> int:
-        clause, params = owner_clause(owner, "owner")
+        where, params = _doomed(owner, older_than)
         return await self._changed(
-            "DELETE FROM chats WHERE id IN (SELECT id FROM chats WHERE status != 'active'"
-            f" AND updated_at < ?{clause} ORDER BY updated_at LIMIT ?)",
-            (older_than, *params, -1 if limit is None else limit),
+            f"DELETE FROM chats WHERE id IN (SELECT id FROM chats WHERE {where}"
+            " ORDER BY updated_at LIMIT ?)",
+            (*params, -1 if limit is None else limit),
         )
 
+    async def to_delete(self, *, owner: OwnerScope, older_than: float | None = None) -> list[str]:
+        where, params = _doomed(owner, older_than)
+        rows = await self._read(f"SELECT id FROM chats WHERE {where} ORDER BY updated_at", params)
+        return [row[0] for row in rows]
+
     async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
+        where, params = _doomed(owner, None)
         deleted = await self._changed(
-            "DELETE FROM chats WHERE owner = ? AND id IS NOT ?", (owner, keep)
+            f"DELETE FROM chats WHERE {where} AND id IS NOT ?", (*params, keep)
         )
         await self.purge()
         return deleted
