@@ -19,7 +19,7 @@ from livekit.agents import (
 )
 from livekit.plugins import openai, silero
 
-from voxkeep import ChatHistory
+from voxkeep import ChatHistory, run_background
 
 history = ChatHistory()  # the store and the options from VOXKEEP_* settings
 
@@ -51,6 +51,7 @@ def prewarm(proc: JobProcess) -> None:
 
 
 server = AgentServer(setup_fnc=prewarm)
+run_background(server)  # the sweeper, retention and webhooks, in this worker's main process
 
 
 @server.rtc_session()

@@ -6,8 +6,10 @@ import asyncio
 import importlib.metadata
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,9 @@ import pytest
 
 from tests.conftest import chat, msg
 from voxkeep.cli.main import main
+from voxkeep.core.ids import new_call_id
 from voxkeep.store import ANY_OWNER, migrations, open_store
+from voxkeep.store.records import NewCall
 
 VOXKEEPCTL = str(Path(sys.executable).with_name("voxkeepctl"))
 LATEST = len(migrations.load("sqlite"))
@@ -416,3 +420,35 @@ def test_bash_completes_commands_and_options_from_the_script(
     assert "chats" in complete("ch")
     assert {"prune", "delete"} <= complete("chats", "")
     assert "--dry-run" in complete("chats", "prune", "--d")
+
+
+def test_voxkeepctl_background_sweeps_without_a_worker_and_stops_on_sigterm(db: Seeded) -> None:
+    async def leave_a_dead_call() -> str:
+        store = await open_store(db.url)
+        long_ago = time.time() - 3600
+        left = chat("carol", at=long_ago)
+        dead = NewCall(id=new_call_id(), chat_id=left.id, participant="carol", started_at=long_ago)
+        await store.write([left, dead, msg(left.id, "Hello?", at=long_ago)])
+        await store.aclose()
+        return left.id
+
+    async def status(chat_id: str) -> str:
+        store = await open_store(db.url)
+        try:
+            return (await store.get_chat(chat_id, owner=ANY_OWNER)).status
+        finally:
+            await store.aclose()
+
+    left = asyncio.run(leave_a_dead_call())
+    with subprocess.Popen(
+        [VOXKEEPCTL, "--db", db.url, "background"], stderr=subprocess.PIPE, text=True
+    ) as running:
+        try:
+            deadline = time.monotonic() + 60
+            while asyncio.run(status(left)) == "active":
+                assert running.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        finally:
+            running.send_signal(signal.SIGTERM)
+        assert running.wait(timeout=30) == 0
+    assert asyncio.run(status(left)) == "interrupted"

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         VoxkeepError,
     )
     from voxkeep.core.settings import Settings, load_settings
+    from voxkeep.jobs.background import run_background
     from voxkeep.store import Store, open_store
     from voxkeep.store.records import Chat, Message
 
@@ -40,6 +41,7 @@ _PUBLIC = {
     "open_store": "voxkeep.store",
     "Chat": "voxkeep.store.records",
     "Message": "voxkeep.store.records",
+    "run_background": "voxkeep.jobs.background",
     "VoxkeepError": "voxkeep.core.errors",
     "ConfigError": "voxkeep.core.errors",
     "NotFound": "voxkeep.core.errors",
@@ -60,6 +62,7 @@ __all__ = [
     "VoxkeepError",
     "load_settings",
     "open_store",
+    "run_background",
 ]
 
 

@@ -21,11 +21,12 @@ from tests.session.conftest import stored
 from voxkeep.core.errors import VoxkeepError
 from voxkeep.core.ids import new_call_id
 from voxkeep.core.settings import Settings
+from voxkeep.jobs.background import SWEEPER_TASK
 from voxkeep.sim.openai_server import LocalOpenAI
 from voxkeep.store import ANY_OWNER, Store
 from voxkeep.store.records import NewCall
 from voxkeep.worker.factory import build
-from voxkeep.worker.server import SWEEPER_TASK, build_server, entrypoint
+from voxkeep.worker.server import build_server, entrypoint
 
 Shutdown = list[Callable[[str], Awaitable[None]]]
 

@@ -1,12 +1,19 @@
-"""Persistence for a LiveKit agent, yours or ours (docs/embedding.md): `ChatHistory.start` in
-place of `AgentSession.start` attaches write-through history, prosody, resume, summaries and
-the control channel to the session and agent you built, then starts them in the job's room.
+"""Persistence for a LiveKit agent, yours or ours (docs/embedding.md): `ChatHistory.attach`,
+before your own `session.start`, adds write-through history, prosody, resume, summaries and
+the control channel to the session and agent you built; `ChatHistory.start` does the same and
+also connects, picks the caller, starts the session and ends the job at hang-up.
 
     history = ChatHistory()  # the store and options from VOXKEEP_* settings (docs/operations.md)
 
     async def entrypoint(ctx: JobContext) -> None:
+        await ctx.connect()
+        caller = await ctx.wait_for_participant()
         session = AgentSession(vad=..., stt=..., llm=..., tts=...)
-        await history.start(ctx, session, MyAgent())
+        await history.attach(ctx, session, MyAgent(), caller=caller)
+        await session.start(agent, room=ctx.room)
+
+`voxkeep.run_background(server)` adds the sweeper, retention and webhook delivery to the
+worker's main process (docs/embedding.md#the-background-work).
 
 What it promises: a message is acknowledged once it is durable (in the store, or in the local
 journal while the store is down); nothing it does raises into the session; at hang-up or
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import Agent, AgentSession, JobContext, llm
 from livekit.agents import vad as lk_vad
 from livekit.plugins import silero
@@ -51,11 +59,34 @@ class ChatHistory:
         self._vad = prosody_vad
         self._summary_llm = summary_llm
 
+    async def attach(
+        self, ctx: JobContext, session: AgentSession[Any], agent: Agent, *,
+        caller: rtc.Participant,
+    ) -> Call:  # fmt: skip
+        """Attach persistence to `session` before your code starts it: `caller`'s chat (the one
+        asked for, one to resume, or a new one) is opened into `agent`'s context, and from the
+        moment you call `session.start(agent, room=ctx.room)` every finalized message is
+        written, prosody measured and commands taken. The room's connection, the choice of
+        caller and the job's end stay yours; the call ends when the session closes, and at
+        the job's shutdown its chat is kept for resume."""
+        settings = self._settings or load_settings()
+        writer = await open_writer(settings)
+        job = Job(ctx.room, caller, ctx.job.id, ctx.job.metadata)
+        call = self._call(ctx, settings, writer, session, agent, job)
+        try:
+            await call.prepare(job)
+        except BaseException:
+            await writer.aclose()
+            raise
+        call.start_with_session()
+        call.attach_control(ctx.room)
+        return call
+
     async def start(
         self, ctx: JobContext, session: AgentSession[Any], agent: Agent, **start_options: Any
     ) -> Call:
-        """Connect to the job's room, wait for the caller, open their chat (the one asked for,
-        one to resume, or a new one) into `agent`'s context, and start `session` with `agent`
+        """The one-call form: connect to the job's room, wait for the caller (the first
+        participant), open their chat into `agent`'s context, and start `session` with `agent`
         in the room (`start_options` go to `AgentSession.start`). When the caller leaves, the
         chat is closed and the job shuts down; at shutdown, the chat is kept for resume."""
         settings = self._settings or load_settings()
@@ -67,6 +98,20 @@ class ChatHistory:
             await writer.aclose()
             raise
         job = Job(ctx.room, caller, ctx.job.id, ctx.job.metadata)
+        call = self._call(ctx, settings, writer, session, agent, job)
+
+        def on_ended(how: CallEnd) -> None:  # the caller is gone: free the process for the next
+            if how != "shutdown":
+                ctx.shutdown(reason=f"call ended: {how}")
+
+        call.on_ended = on_ended
+        await call.serve(job, **{"room": ctx.room, **start_options})
+        return call
+
+    def _call(
+        self, ctx: JobContext, settings: Settings, writer: Writer, session: AgentSession[Any],
+        agent: Agent, job: Job,
+    ) -> Call:  # fmt: skip
         call = Call.for_job(
             settings, writer, session, agent, job,
             prosody_vad=self._prosody_vad(ctx, session), summary_llm=self._summaries(session),
@@ -76,13 +121,7 @@ class ChatHistory:
             await call.end("shutdown")
             await writer.aclose()
 
-        def on_ended(how: CallEnd) -> None:  # the caller is gone: free the process for the next
-            if how != "shutdown":
-                ctx.shutdown(reason=f"call ended: {how}")
-
         ctx.add_shutdown_callback(on_shutdown)
-        call.on_ended = on_ended
-        await call.serve(job, **{"room": ctx.room, **start_options})
         return call
 
     def _prosody_vad(self, ctx: JobContext, session: AgentSession[Any]) -> lk_vad.VAD:

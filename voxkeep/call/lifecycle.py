@@ -17,7 +17,7 @@ import structlog
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, llm
 from livekit.agents import vad as lk_vad
-from livekit.agents.voice.events import CloseEvent, CloseReason
+from livekit.agents.voice.events import AgentStateChangedEvent, CloseEvent, CloseReason
 
 from voxkeep.call.capture import CallEnd, Capture
 from voxkeep.call.context import Budget, estimate_tokens
@@ -27,6 +27,7 @@ from voxkeep.call.summarize import Summarizer
 from voxkeep.call.switch import RETURNING, ChatSwitcher
 from voxkeep.control.channel import ControlChannel
 from voxkeep.control.dispatcher import Dispatcher
+from voxkeep.control.room import ChatStarted
 from voxkeep.core.errors import VoxkeepError
 from voxkeep.core.logs import keep_private
 from voxkeep.core.settings import Settings
@@ -105,6 +106,7 @@ class Call:
         self.control: ControlChannel | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._ended: asyncio.Task[None] | None = None
+        self._opened: ChatStarted | None = None
 
     @property
     def chat_id(self) -> str:
@@ -134,32 +136,62 @@ class Call:
         chat the caller asked for (or resumes, or a new one), start the session
         (`start_options` go to `AgentSession.start`), and take commands from the caller's
         app."""
+        await self.prepare(job)
+        await self.session.start(self.agent, **start_options)
+        self.started()
+        self.attach_control(job.room)
+
+    async def prepare(self, job: Job) -> None:
+        """Everything before the session starts: the journal replayed, the caller's chat
+        opened into the agent's context, capture and summaries on the session's events."""
         keep_private()  # LiveKit's loggers too, in whatever process serves the call
         await replayed(self._writer, self._settings.context_load_timeout_s)
         requested = requested_chat_id(job.metadata, job.caller.attributes)
-        await self.start(requested_chat_id=requested, **start_options)
-        self.attach_control(job.room)
+        await self.open(requested_chat_id=requested)
 
     async def start(self, *, requested_chat_id: str | None = None, **start_options: Any) -> None:
         """Open the caller's chat (docs/resume.md: the one asked for, or a recent one to resume, or
         a new one), then start the session; a returning caller is greeted as one."""
-        opened = await self.switcher.open(
+        await self.open(requested_chat_id=requested_chat_id)
+        await self.session.start(self.agent, **start_options)
+        self.started()
+
+    async def open(self, *, requested_chat_id: str | None = None) -> None:
+        """Open the caller's chat into the agent's context, and listen to the session."""
+        self._opened = await self.switcher.open(
             requested_chat_id, self.agent, window_s=self._settings.resume_window_s
         )
         self.capture.attach(self.session)
         if self.summarizer is not None:
             self.summarizer.attach(self.session)
         self.session.on("close", self._on_close)
-        await self.session.start(self.agent, **start_options)
+
+    def started(self) -> None:
+        """The session has started: prosody taps its audio input, the heartbeat holds the
+        chat, and a returning caller is greeted as one."""
+        if self._heartbeat is not None:
+            return
         if self.prosody is not None and not tap(self.session, self.prosody):
             log.warning("prosody.no_audio_input", call_id=self.state.call_id)
         self._heartbeat = asyncio.create_task(self._beat(), name="call.heartbeat")
-        if opened.resumed:
+        resumed = self._opened is not None and self._opened.resumed
+        if resumed:
             self.session.generate_reply(instructions=RETURNING)
         log.info(
             "call.started", call_id=self.state.call_id, chat_id=self.state.chat_id,
-            resumed=opened.resumed,
+            resumed=resumed,
         )  # fmt: skip
+
+    def start_with_session(self) -> None:
+        """For a session the user's code starts (`ChatHistory.attach`): `started` runs as the
+        session leaves its initializing state, inside `AgentSession.start`."""
+
+        def on_state(ev: AgentStateChangedEvent) -> None:
+            if ev.old_state == "initializing":
+                self.session.off("agent_state_changed", on_state)
+                self.started()
+
+        self.session.on("agent_state_changed", on_state)
 
     def attach_control(self, room: rtc.Room) -> None:
         """Let the caller's app command this call over the room (docs/control.md)."""

@@ -12,7 +12,17 @@ from typing import NoReturn
 
 from pydantic import SecretStr
 
-from voxkeep.cli import chats, completion, db, livekit, protocol, serve, simulate, webhooks
+from voxkeep.cli import (
+    background,
+    chats,
+    completion,
+    db,
+    livekit,
+    protocol,
+    serve,
+    simulate,
+    webhooks,
+)
 from voxkeep.core.errors import NotFound, SchemaError, VoxkeepError
 from voxkeep.core.logs import configure_logging
 from voxkeep.core.settings import Settings, load_settings
@@ -74,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     protocol.add_parsers(sub)
     serve.add_parsers(sub)
     webhooks.add_parsers(sub)
+    background.add_parsers(sub)
     completion.add_parsers(sub, parser)
     return parser
 

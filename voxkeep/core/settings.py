@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     Cloud's inference gateway. Off: interruptions are decided by the local VAD, and the worker
     connects to nothing but LiveKit, the models and the store."""
 
+    # The background work (docs/embedding.md#the-background-work)
+    background: bool = True
+    """Run the sweeper, retention and webhook delivery in this worker's main process; off: they
+    run in another process (another worker, `voxkeepctl background`)."""
     # Webhooks (docs/webhooks.md)
     webhook_urls: str = ""
     """Comma-separated receivers of the webhook events; none: nothing is sent."""

@@ -6,7 +6,6 @@ like any user's agent; and LiveKit's `AgentServer` around it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,14 +19,12 @@ from livekit.plugins import silero
 from voxkeep.call.history import VAD_KEY, ChatHistory
 from voxkeep.core.logs import configure_logging
 from voxkeep.core.settings import Settings, load_settings
-from voxkeep.jobs import sweeper, webhooks
+from voxkeep.jobs.background import run_background
 from voxkeep.worker import providers as models
 from voxkeep.worker.assistant import Assistant
 from voxkeep.worker.factory import build, load_factory
 
 log = structlog.get_logger(__name__)
-
-SWEEPER_TASK = "voxkeep.jobs.sweeper"
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -114,12 +111,5 @@ def build_server(
         log.info("worker.registered", worker_id=worker_id, agent_name=settings.agent_name)
 
     server.on("worker_registered", registered)
-    background: list[asyncio.Task[None]] = []  # a reference, so the tasks are never collected
-
-    def start_background() -> None:  # in the worker's main process, once
-        background.append(asyncio.create_task(sweeper.run(settings), name=SWEEPER_TASK))
-        if settings.webhooks:
-            background.append(asyncio.create_task(webhooks.run(settings), name=webhooks.TASK))
-
-    server.on("worker_started", start_background)
+    run_background(server, settings)  # as a user's own server adds it (docs/embedding.md)
     return server

@@ -1,0 +1,64 @@
+"""A worker's background work (docs/embedding.md#the-background-work): the sweeper (lost calls,
+empty chats, retention, expired events) and webhook delivery, in the main process of a LiveKit
+`AgentServer`, ours or a user's. One call adds them:
+
+    server = AgentServer(setup_fnc=prewarm)
+    run_background(server)
+
+With `VOXKEEP_BACKGROUND=off` they run elsewhere (another worker, `voxkeepctl background`), and
+the worker says so in one line at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+from livekit.agents import AgentServer
+from prometheus_client import values
+
+from voxkeep.core.settings import Settings, load_settings
+from voxkeep.jobs import sweeper, webhooks
+
+log = structlog.get_logger(__name__)
+
+SWEEPER_TASK = "voxkeep.jobs.sweeper"
+
+
+def run_background(server: AgentServer, settings: Settings | None = None) -> None:
+    """Start the sweeper and webhook delivery in `server`'s main process as it starts, with
+    `settings` (default: the environment's, read then); or log that they run elsewhere."""
+    tasks: list[asyncio.Task[None]] = []  # a reference, so the tasks are never collected
+
+    def start() -> None:
+        tasks.extend(start_tasks(settings or load_settings()))
+
+    server.on("worker_started", start)
+
+
+def start_tasks(settings: Settings) -> list[asyncio.Task[None]]:
+    """The background tasks the settings ask for, started on the running loop, and one line
+    saying what runs."""
+    if not settings.background:
+        log.info(
+            "background.elsewhere",
+            note="VOXKEEP_BACKGROUND=off: the sweeper, retention and webhook delivery run in "
+            "another process",
+        )
+        return []
+    work: dict[str, Callable[[Settings], Coroutine[Any, Any, None]]] = {SWEEPER_TASK: sweeper.run}
+    if settings.webhooks:
+        work[webhooks.TASK] = webhooks.run
+    log.info(
+        "background.started", sweeper=True, retention_days=settings.retention_days,
+        webhook_receivers=len(settings.webhooks), metrics_every_process=every_process(),
+    )  # fmt: skip
+    return [asyncio.create_task(run(settings), name=name) for name, run in work.items()]
+
+
+def every_process() -> bool:
+    """Whether this process collects metrics in prometheus_client's multiprocess mode, so that
+    one scrape adds up the job processes' values and this one's (docs/metrics.md)."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
