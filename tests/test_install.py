@@ -29,7 +29,8 @@ UV = Path(sys.executable).with_name("uv")
 INSTALL_TIMEOUT_S = 600
 RUN_TIMEOUT_S = 180
 
-pytestmark = pytest.mark.timeout(900)
+# one worker builds the wheel once, and packages nothing else meanwhile (tests/live/test_image.py)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("packaging")]
 
 
 @dataclass(frozen=True)
