@@ -452,3 +452,24 @@ def test_voxkeepctl_background_sweeps_without_a_worker_and_stops_on_sigterm(db: 
             running.send_signal(signal.SIGTERM)
         assert running.wait(timeout=30) == 0
     assert asyncio.run(status(left)) == "interrupted"
+
+
+def test_sweep_dry_run_counts_what_the_sweep_then_does(
+    db: Seeded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def leave_a_dead_call() -> None:
+        store = await open_store(db.url)
+        long_ago = time.time() - 3600
+        left = chat("carol", at=long_ago)
+        dead = NewCall(id=new_call_id(), chat_id=left.id, participant="carol", started_at=long_ago)
+        await store.write([left, dead, msg(left.id, "Hello?", at=long_ago)])
+        await store.aclose()
+
+    asyncio.run(leave_a_dead_call())
+    tried = run_json(capsys, db, "sweep", "--dry-run")
+    assert tried == {"dry_run": True, "calls_lost": 1, "chats_lost": 1, "chats_deleted": 0,
+                     "retention_deleted": 0, "events_expired": 0}  # fmt: skip
+    assert run_json(capsys, db, "sweep", "--dry-run") == tried  # nothing changed
+    code, out, _ = run(capsys, "--json", "--db", db.url, "sweep")  # (it logs what it did)
+    assert code == 0
+    assert json.loads(out) == {k: v for k, v in tried.items() if k != "dry_run"}

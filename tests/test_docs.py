@@ -88,7 +88,7 @@ def test_the_operations_page_lists_every_voxkeepctl_command_and_only_those() -> 
 
 def test_every_deleting_command_takes_a_dry_run() -> None:
     parser = build_parser()
-    for path in [("chats", "delete"), ("chats", "prune"), ("dispatch", "delete")]:
+    for path in [("chats", "delete"), ("chats", "prune"), ("dispatch", "delete"), ("sweep",)]:
         command = parser
         for name in path:
             command = subcommands(command)[name]

@@ -149,8 +149,16 @@ async def test_the_sweeper_ends_chats_whose_call_stopped_and_deletes_empty_ones(
         alive, (keeper := call(alive.id, at=long_ago)), msg(alive.id, "hi", at=long_ago),
     ])  # fmt: skip
     await store.heartbeat(keeper.id, at=time.time())
+    events = await store.take_events(now=time.time() + 10_000, lease_s=-10_000, limit=1000)
+    tried = await store.sweep(stale_before=time.time() - 60, dry_run=True)
+    assert (tried.chats_lost, tried.chats_deleted, tried.calls_lost) == (1, 1, 2)
+    for kept in (spoken, silent, alive):  # a dry run changes nothing, and tells no one
+        assert (await store.get_chat(kept.id, owner=ANY_OWNER)).status == "active"
+    assert len(
+        await store.take_events(now=time.time() + 10_000, lease_s=-10_000, limit=1000)
+    ) == len(events)
     swept = await store.sweep(stale_before=time.time() - 60)
-    assert (swept.chats_lost, swept.chats_deleted, swept.calls_lost) == (1, 1, 2)
+    assert swept == tried  # and the sweep then does exactly what it said
     lost = await store.get_chat(spoken.id, owner=ANY_OWNER)
     assert (lost.status, lost.end_reason) == ("interrupted", "lost")
     assert lost.ended_at == pytest.approx(long_ago)  # the window counts from the loss

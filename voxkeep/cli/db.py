@@ -30,6 +30,9 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
         "--stale-after",
         help="silence that counts as lost, e.g. 60s (default VOXKEEP_STALE_AFTER_S)",
     )
+    p.add_argument(
+        "--dry-run", action="store_true", help="count what it would do, and change nothing"
+    )
     p.set_defaults(run=sweep)
 
 
@@ -115,13 +118,14 @@ async def sweep(store: Store, args: argparse.Namespace) -> int:
     )
     swept = await sweeper.sweep(
         store, stale_after_s=stale_after, retention_days=settings.retention_days,
-        event_max_age_s=settings.webhook_max_age_s,
+        event_max_age_s=settings.webhook_max_age_s, dry_run=args.dry_run,
     )  # fmt: skip
     if args.json:
-        emit(dumps(dataclasses.asdict(swept)))
+        emit(dumps({**dataclasses.asdict(swept), **({"dry_run": True} if args.dry_run else {})}))
     else:
         emit(
-            f"{swept.chats_lost} chat(s) marked lost, {swept.chats_deleted} empty chat(s) "
+            ("a dry run, nothing changed; the sweep would leave " if args.dry_run else "")
+            + f"{swept.chats_lost} chat(s) marked lost, {swept.chats_deleted} empty chat(s) "
             f"deleted, {swept.calls_lost} call(s) ended, {swept.retention_deleted} chat(s) past "
             f"retention deleted, {swept.events_expired} webhook event(s) expired"
         )

@@ -47,20 +47,29 @@ async def sweep(
     retention_days: float | None = None,
     event_max_age_s: float | None = None,
     now: float | None = None,
+    dry_run: bool = False,
 ) -> Sweep:
     """One sweep: what stopped heartbeating more than `stale_after_s` before `now`, what ended
-    more than `retention_days` ago, and events older than `event_max_age_s`."""
+    more than `retention_days` ago, and events older than `event_max_age_s`. `dry_run`: what
+    it would do, by the same rules, and nothing done."""
     now = time.time() if now is None else now
-    swept = await store.sweep(stale_before=now - stale_after_s)
+    swept = await store.sweep(stale_before=now - stale_after_s, dry_run=dry_run)
     retention = 0
     if retention_days is not None:
-        retention = await store.prune(older_than=now - retention_days * DAY_S, owner=ANY_OWNER)
-        if retention:
+        cutoff = now - retention_days * DAY_S
+        if dry_run:
+            retention = len(await store.to_delete(owner=ANY_OWNER, older_than=cutoff))
+        else:
+            retention = await store.prune(older_than=cutoff, owner=ANY_OWNER)
+        if retention and not dry_run:
             await store.purge()
     expired = 0
     if event_max_age_s is not None:
-        expired = await store.expire_events(created_before=now - event_max_age_s)
+        cutoff = now - event_max_age_s
+        expired = await store.expire_events(created_before=cutoff, dry_run=dry_run)
     done = Sweep(swept.calls_lost, swept.chats_lost, swept.chats_deleted, retention, expired)
+    if dry_run:
+        return done
     counts = {name: getattr(done, name) for name in Sweep.__dataclass_fields__}
     for action, count in counts.items():
         if count:

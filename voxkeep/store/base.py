@@ -177,9 +177,10 @@ class CallHolding(Protocol):
 class Sweeping(Protocol):
     """Ending what stopped calls left behind (docs/resume.md)."""
 
-    async def sweep(self, *, stale_before: float) -> Swept:
+    async def sweep(self, *, stale_before: float, dry_run: bool = False) -> Swept:
         """End calls that stopped heartbeating before `stale_before` and the active chats left
-        behind by them: `interrupted`/`lost`, or deleted when no user message was written."""
+        behind by them: `interrupted`/`lost`, or deleted when no user message was written.
+        `dry_run`: what it would do, and nothing done."""
         ...
 
 
@@ -262,8 +263,9 @@ class Outbox(Protocol):
         who acknowledged it and when to try the rest again."""
         ...
 
-    async def expire_events(self, *, created_before: float) -> int:
-        """Delete the events created before `created_before`, delivered or not."""
+    async def expire_events(self, *, created_before: float, dry_run: bool = False) -> int:
+        """Delete the events created before `created_before`, delivered or not; how many
+        (`dry_run`: how many it would, and none deleted)."""
         ...
 
 

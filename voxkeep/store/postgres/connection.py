@@ -80,14 +80,25 @@ class PostgresConnection:
             self._closed = True
             await self._pool.close()
 
-    async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _transaction(
+        self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, commit: bool = True
+    ) -> T:
         """Run `work` in one transaction; once started it finishes (commit or rollback) even
-        if whoever awaited it is cancelled, as the SQLite store's do."""
+        if whoever awaited it is cancelled, as the SQLite store's do. `commit=False` rolls it
+        back (a dry run, which answers by the same rule as the change)."""
 
         async def run() -> T:
             with mapped():
-                async with self._pool.acquire() as conn, conn.transaction():
-                    return await work(conn)
+                async with self._pool.acquire() as conn:
+                    if commit:
+                        async with conn.transaction():
+                            return await work(conn)
+                    trial = conn.transaction()
+                    await trial.start()
+                    try:
+                        return await work(conn)
+                    finally:
+                        await trial.rollback()
 
         return await finish(asyncio.ensure_future(run()))
 

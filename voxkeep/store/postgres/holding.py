@@ -125,5 +125,5 @@ class PostgresHolding(PostgresReads):
     async def heartbeat(self, call_id: str, *, at: float) -> bool:
         return await self._transaction(lambda conn: _heartbeat(conn, call_id, at))
 
-    async def sweep(self, *, stale_before: float) -> Swept:
-        return await self._transaction(lambda conn: _sweep(conn, stale_before))
+    async def sweep(self, *, stale_before: float, dry_run: bool = False) -> Swept:
+        return await self._transaction(lambda conn: _sweep(conn, stale_before), commit=not dry_run)

@@ -63,5 +63,7 @@ class PostgresOutbox(PostgresConnection):
     ) -> None:
         await self._transaction(lambda conn: settle(conn, event_id, acked, retry_at))
 
-    async def expire_events(self, *, created_before: float) -> int:
-        return await self._transaction(lambda conn: expire(conn, created_before))
+    async def expire_events(self, *, created_before: float, dry_run: bool = False) -> int:
+        return await self._transaction(
+            lambda conn: expire(conn, created_before), commit=not dry_run
+        )

@@ -163,13 +163,18 @@ class SqliteConnection:
             await asyncio.get_running_loop().run_in_executor(self._write_thread, self._conn.close)
         self._write_thread.shutdown(wait=False)  # idle by now
 
-    async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _transaction(
+        self, work: Callable[[sqlite3.Connection], T], *, commit: bool = True
+    ) -> T:
+        """Run `work` in one transaction; `commit=False` rolls it back (a dry run, which
+        answers by the same rule as the change)."""
+
         def run() -> T:
             with mapped():
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = work(self._conn)
-                    self._conn.execute("COMMIT")
+                    self._conn.execute("COMMIT" if commit else "ROLLBACK")
                 except BaseException:
                     if self._conn.in_transaction:
                         with contextlib.suppress(sqlite3.Error):  # keep the original error

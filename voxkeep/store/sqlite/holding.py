@@ -136,5 +136,6 @@ class SqliteHolding(SqliteReads):
     async def heartbeat(self, call_id: str, *, at: float) -> bool:
         return await self._transaction(functools.partial(_heartbeat, call_id=call_id, at=at))
 
-    async def sweep(self, *, stale_before: float) -> Swept:
-        return await self._transaction(functools.partial(_sweep, cutoff=stale_before))
+    async def sweep(self, *, stale_before: float, dry_run: bool = False) -> Swept:
+        work = functools.partial(_sweep, cutoff=stale_before)
+        return await self._transaction(work, commit=not dry_run)

@@ -59,5 +59,6 @@ class SqliteOutbox(SqliteConnection):
             functools.partial(settle, event_id=event_id, acked=acked, retry_at=retry_at)
         )
 
-    async def expire_events(self, *, created_before: float) -> int:
-        return await self._transaction(functools.partial(expire, created_before=created_before))
+    async def expire_events(self, *, created_before: float, dry_run: bool = False) -> int:
+        work = functools.partial(expire, created_before=created_before)
+        return await self._transaction(work, commit=not dry_run)
