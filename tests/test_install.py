@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import new_database
 from tests.pg import PgServer
+from tests.support.once import once
 from tests.support.processes import clean_env, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,8 +30,7 @@ UV = Path(sys.executable).with_name("uv")
 INSTALL_TIMEOUT_S = 600
 RUN_TIMEOUT_S = 180
 
-# one worker builds the wheel once, and packages nothing else meanwhile (tests/live/test_image.py)
-pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("packaging")]
+pytestmark = pytest.mark.timeout(900)
 
 
 @dataclass(frozen=True)
@@ -70,40 +70,68 @@ LIST_DISTRIBUTIONS = (
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel of this checkout, built as a release would be (sdist, then the wheel from it)."""
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of this checkout, built as a release would be (sdist, then the wheel from
+    it), and installed into two fresh environments: `lean` without extras, `extras` with
+    `[console,sim,postgres]`; once per test run, whichever workers run these tests."""
     if not (ROOT / "voxkeep" / "console" / "pages" / "index.html").is_file():
         pytest.fail("the console's pages are not built: npm run build (scripts/bootstrap runs it)")
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [str(UV), "build", "--quiet", "--out-dir", str(out), str(ROOT)],
-        check=True, timeout=INSTALL_TIMEOUT_S,
-    )  # fmt: skip
-    (found,) = out.glob("voxkeep-*.whl")
+    with once("install", tmp_path_factory) as (root, fill):
+        if fill:
+            source = checkout_copy(root / "source")  # (a build writes beside the sources)
+            subprocess.run(
+                [str(UV), "build", "--quiet", "--out-dir", str(root / "dist"), str(source)],
+                check=True, timeout=INSTALL_TIMEOUT_S,
+            )  # fmt: skip
+            (wheel,) = (root / "dist").glob("voxkeep-*.whl")
+            install(root / "lean", str(wheel))
+            install(root / "extras", f"voxkeep[console,sim,postgres] @ {wheel.as_uri()}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def wheel(built: Path) -> Path:
+    (found,) = (built / "dist").glob("voxkeep-*.whl")
     return found
 
 
-def install(tmp: Path, requirement: str) -> Install:
-    venv = tmp / "venv"
+def checkout_copy(dest: Path) -> Path:
+    """The checkout's tracked files and the console's built pages, copied to `dest`."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    pages = Path("voxkeep") / "console" / "pages"
+    shutil.copytree(ROOT / pages, dest / pages)
+    return dest
+
+
+def install(venv: Path, requirement: str) -> None:
     subprocess.run([str(UV), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
     subprocess.run(
         [str(UV), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
          "-c", str(ROOT / "requirements.lock"), requirement],
         check=True, timeout=INSTALL_TIMEOUT_S, env=clean_env(),
     )  # fmt: skip
+
+
+def in_folder_of_its_own(built: Path, name: str, tmp: Path) -> Install:
     cwd = tmp / "work"
     cwd.mkdir()
-    return Install(venv, cwd)
+    return Install(built / name, cwd)
 
 
 @pytest.fixture(scope="module")
-def lean(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Install:
-    return install(tmp_path_factory.mktemp("lean"), str(wheel))
+def lean(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Install:
+    return in_folder_of_its_own(built, "lean", tmp_path_factory.mktemp("lean"))
 
 
 @pytest.fixture(scope="module")
-def extras(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Install:
-    return install(tmp_path_factory.mktemp("extras"), f"voxkeep[console,sim,postgres] @ {wheel}")
+def extras(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Install:
+    return in_folder_of_its_own(built, "extras", tmp_path_factory.mktemp("extras"))
 
 
 WORKER_SETTINGS = {

@@ -27,6 +27,7 @@ from tests.live.conftest import Join
 from tests.live.harness import eventually
 from tests.pg import PgServer
 from tests.support.caller import wait_until
+from tests.support.once import once
 from tests.support.processes import ModelServer, free_port
 from voxkeep.local.livekit_server import LocalServer
 from voxkeep.sim.speech import Voice
@@ -39,8 +40,7 @@ USER_ID = 10001
 BUILD_TIMEOUT_S = 1500
 DEV_TOOLS = {"pytest", "mypy", "ruff", "hypothesis", "schemathesis", "import-linter"}
 
-# one worker builds the image once, and packages nothing else meanwhile (tests/test_install.py)
-pytestmark = [pytest.mark.timeout(BUILD_TIMEOUT_S + 300), pytest.mark.xdist_group("packaging")]
+pytestmark = pytest.mark.timeout(BUILD_TIMEOUT_S + 300)
 
 
 def podman(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -50,17 +50,20 @@ def podman(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
 
 
 @pytest.fixture(scope="module")
-def image() -> str:
-    """The image, as `scripts/image` builds it from a debootstrap base."""
+def image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The image, as `scripts/image` builds it from a debootstrap base: once per test run,
+    whichever workers run these tests."""
     if shutil.which("podman") is None or shutil.which("debootstrap") is None:
         pytest.fail("podman and debootstrap are not installed (scripts/bootstrap installs them)")
     env = {**os.environ, "ENGINE_FLAGS": " ".join(ENGINE[1:])}
-    built = subprocess.run(
-        [str(ROOT / "scripts" / "image"), "--base-from-debian", "--no-setup", "--tag", TAG,
-         "--", "--network", "host"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr[-3000:]
+    with once("image", tmp_path_factory) as (_, fill):
+        if fill:
+            built = subprocess.run(
+                [str(ROOT / "scripts" / "image"), "--base-from-debian", "--no-setup",
+                 "--tag", TAG, "--", "--network", "host"],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
+            )  # fmt: skip
+            assert built.returncode == 0, built.stderr[-3000:]
     size = int(podman("image", "inspect", "--format", "{{.Size}}", TAG).stdout)
     print(f"image {TAG}: {size / 1e6:.0f} MB")  # (the closing note records it)
     return TAG
