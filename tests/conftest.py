@@ -203,8 +203,9 @@ async def outage(
 
 # In parallel (scripts/test runs the suite on several workers) the run ends when its slowest
 # worker does. The tests that need no LiveKit server go first, while scripts/test may still be
-# building it; in each half the tests that declare a longer hang guard, the longest by far,
-# start first, and the rest follow in file order.
+# building it, and the image's tests last, while it builds the image; in each part the tests
+# that declare a longer hang guard, the longest by far, start first, and the rest follow in
+# file order.
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -213,6 +214,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.livekit)
     items.sort(
         key=lambda item: (
+            item.get_closest_marker("image") is not None,
             item.get_closest_marker("livekit") is not None,
             item.get_closest_marker("timeout") is None,
         )
