@@ -82,7 +82,7 @@ async def test_a_users_own_server_attaches_before_its_session_start_and_runs_the
     dead = NewCall(id=new_call_id(), chat_id=left.id, participant="carol", started_at=long_ago)
     await reader.write([left, dead, msg(left.id, "Are you still there?", at=long_ago)])
     await model_server.learn(HELLO, Voice())
-    await model_server.script(["Yes, I am here."])
+    await model_server.script(["Yes, I am here.", "Welcome back!"])
     receiver = await serve(Receiver())
     await start_worker(
         program=[str(ROOT / "tests" / "support" / "example_worker.py"), "attach.py"],
@@ -116,6 +116,14 @@ async def test_a_users_own_server_attaches_before_its_session_start_and_runs_the
         ("user", HELLO), ("assistant", "Yes, I am here."),
     ]  # fmt: skip
     assert next(m for m in stored if m.role == "user").prosody is not None
+
+    # calling back: the attached call resumes the chat, and the agent welcomes her back
+    before = len(await model_server.chat_requests())
+    again = await join("alice", in_room=f"again-{int(time.time())}")
+    assert (await again.started(1))["chat_id"] == chat_id
+    await again.answered()
+    welcome = (await model_server.chat_requests())[before]
+    assert said(welcome)[:2] == [("user", HELLO), ("assistant", "Yes, I am here.")]
 
     def told(kind: str, about: str) -> bool:
         return any(
