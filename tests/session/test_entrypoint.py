@@ -25,6 +25,7 @@ from voxkeep.jobs.background import SWEEPER_TASK
 from voxkeep.sim.openai_server import LocalOpenAI
 from voxkeep.store import ANY_OWNER, Store
 from voxkeep.store.records import NewCall
+from voxkeep.worker import server as server_module
 from voxkeep.worker.factory import build
 from voxkeep.worker.server import build_server, entrypoint
 
@@ -153,3 +154,15 @@ async def test_a_factory_that_returns_something_else_is_named_in_one_line() -> N
     with pytest.raises(VoxkeepError) as wrong:
         await build(factories.wrong, None)  # type: ignore[arg-type]
     assert str(wrong.value) == "VOXKEEP_FACTORY returned str, not (AgentSession, Agent)"
+
+
+def test_a_worker_on_a_full_cpu_still_reports_less_than_full_load(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LiveKit's server sends nothing to a worker reporting a load of 1 or more, whatever its
+    target_load: the worker reports at most 0.99, so VOXKEEP_LOAD_THRESHOLD=inf holds."""
+    server = build_server(settings.model_copy(update={"load_threshold": float("inf")}))
+    assert server.load_fnc is server_module.reported_load
+    for measured, reported in ((0.3, 0.3), (1.0, 0.99), (1.7, 0.99)):
+        monkeypatch.setattr(server_module, "_LIVEKIT_LOAD", lambda _, m=measured: m)
+        assert server_module.reported_load(server) == reported

@@ -1,7 +1,7 @@
 """`python examples/concierge.py start` (or another example named first), as a user runs the
-example, with one setting a shared
-test machine needs: under `start`, LiveKit's production default marks a worker full while the
-machine's CPU is over 70 %, as a busy test machine's is, and a full worker is sent no job. (Not
+example, with the settings a shared test machine needs: under `start`, LiveKit's production
+default marks a worker full while the machine's CPU is over 70 %, as a busy test machine's is,
+and a full worker is sent no job; and the health check goes on a port of the test's. (Not
 `dev`: LiveKit's development mode tries its cloud turn detector and interruption service.)
 
     python tests/support/example_worker.py [attach.py] start
@@ -10,6 +10,7 @@ machine's CPU is over 70 %, as a busy test machine's is, and a full worker is se
 from __future__ import annotations
 
 import math
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -23,6 +24,11 @@ _run_app = cli.run_app
 
 def _run_taking_every_call(server: Any) -> None:
     server.update_options(load_threshold=math.inf)
+    # the health check on the port the test gave it (VOXKEEP_HTTP_PORT), on loopback: the
+    # example keeps LiveKit's 8081 on every interface, which two examples at once would both
+    # take; AgentServer has no public way to move it once made, so its fields are set here
+    server._host = os.environ.get("VOXKEEP_HTTP_HOST", "127.0.0.1")
+    server._port = int(os.environ["VOXKEEP_HTTP_PORT"])
     _run_app(server)
 
 

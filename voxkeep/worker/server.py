@@ -14,6 +14,7 @@ from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, ll
 from livekit.agents import vad as lk_vad
 from livekit.agents.types import NOT_GIVEN
 from livekit.agents.voice.turn import TurnDetectionMode, TurnHandlingOptions
+from livekit.agents.worker import ServerOptions
 from livekit.plugins import silero
 
 from voxkeep.call.history import VAD_KEY, ChatHistory
@@ -25,6 +26,21 @@ from voxkeep.worker.assistant import Assistant
 from voxkeep.worker.factory import build, load_factory
 
 log = structlog.get_logger(__name__)
+
+
+REPORTED_LOAD_MAX = 0.99
+"""The most load the worker reports. LiveKit's server (1.13) weighs each worker by 1 - its load
+and sends nothing to one at 1 or more, whatever its own `target_load`: without a cap, a worker
+that must never turn a call away (`VOXKEEP_LOAD_THRESHOLD=inf`) would get no call while its
+machine's CPU is full. Below the worker's threshold the cap changes nothing."""
+_LIVEKIT_LOAD: Callable[[AgentServer], float] = ServerOptions.__dataclass_fields__[
+    "load_fnc"
+].default  # type: ignore[assignment]  # (the dataclass declares it: LiveKit's default)
+
+
+def reported_load(server: AgentServer) -> float:
+    """LiveKit's own measure of the worker's load (CPU, averaged), capped below 1."""
+    return min(float(_LIVEKIT_LOAD(server)), REPORTED_LOAD_MAX)
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -103,8 +119,9 @@ def build_server(
         "prometheus_port": settings.metrics_port,
     }
     server = AgentServer(
-        setup_fnc=prewarm, **{name: v for name, v in options.items() if v is not None}
-    )
+        setup_fnc=prewarm, load_fnc=reported_load,
+        **{name: v for name, v in options.items() if v is not None},
+    )  # fmt: skip
     server.rtc_session(serve, agent_name=settings.agent_name)
 
     def registered(worker_id: str, *_: Any) -> None:  # tells a supervisor the worker is ready
