@@ -263,3 +263,19 @@ async def test_health_says_the_store_is_well_and_cors_is_off_unless_configured(
             "/api/chats", headers={**as_(READ), "Origin": "https://ops.example"}
         )
     assert allowed.headers["access-control-allow-origin"] == "https://ops.example"
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        (f"Bearer {READ}", 200),
+        (f"bearer \t{READ} \t", 200),  # HTTP's own spaces and tabs around it
+        (f"Bearer {READ}\u00a0", 401),  # a no-break space makes it another token
+        (f"Bearer \u2003{READ}", 401),
+        (f"Basic {READ}", 401),
+        (READ, 401),
+    ],
+)
+async def test_the_token_is_compared_exactly_as_sent(api: Client, header: str, status: int) -> None:
+    answer = await api.get("/api/health", headers={"Authorization": header})
+    assert answer.status_code == status

@@ -5,12 +5,16 @@ the sweeper, and active ones stay."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import chat, msg
+import pytest
+
+from tests.conftest import chat, msg, new_database
+from tests.pg import PgServer
 from voxkeep.jobs.sweeper import DAY_S, sweep
 from voxkeep.store import ANY_OWNER, Store, open_store
 from voxkeep.store.sqlite import path_from_url
@@ -111,3 +115,29 @@ async def test_retention_deletes_ended_chats_past_it_and_keeps_the_rest(store: S
     left = {c.id for c in (await store.list_chats(owner=ANY_OWNER)).chats}
     assert left == {recent.id, active.id}
     assert (await sweep(store, stale_after_s=1e9, now=now + 100 * DAY_S)).retention_deleted == 0
+
+
+async def test_pg_dump_gets_the_password_in_its_environment_not_on_its_command_line(
+    pg_server: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program's command line is visible to everyone on the machine (`ps`)."""
+    url = await new_database(pg_server)
+    with_password = url.replace("://agent@", "://agent:s3cr%40t@")  # (trust auth ignores it)
+    assert with_password != url
+    shim = tmp_path / "bin" / "pg_dump"
+    shim.parent.mkdir()
+    shim.write_text(
+        f'#!/bin/sh\necho "$@" > {tmp_path}/argv\necho "$PGPASSWORD" > {tmp_path}/password\n'
+        f'exec {pg_server.bin / "pg_dump"} "$@"\n'
+    )
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}:{os.environ['PATH']}")
+    store = await open_store(with_password)
+    try:
+        await store.backup(str(tmp_path / "copy.dump"))
+    finally:
+        await store.aclose()
+    assert (tmp_path / "copy.dump").stat().st_size > 0
+    argv = (tmp_path / "argv").read_text()
+    assert "s3cr" not in argv and "--dbname=postgresql://agent@127.0.0.1:" in argv
+    assert (tmp_path / "password").read_text().strip() == "s3cr@t"

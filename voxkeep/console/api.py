@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from voxkeep.console.auth import ConsoleToken, Role, role_of
+from voxkeep.console.auth import ConsoleToken, Role, bearer_token, role_of
 from voxkeep.console.models import (
     ChatOut,
     ChatPageOut,
@@ -95,9 +95,12 @@ def create_app(
         )  # fmt: skip
     known = list(tokens)
 
-    def needs(wanted: Role) -> Callable[[Credentials], Awaitable[Role]]:
-        async def check(credentials: Credentials) -> Role:
-            role = role_of(known, credentials.credentials) if credentials is not None else None
+    def needs(wanted: Role) -> Callable[[Request, Credentials], Awaitable[Role]]:
+        async def check(request: Request, credentials: Credentials) -> Role:
+            # (`credentials` puts the scheme in the OpenAPI description; FastAPI's parsing
+            # strips any Unicode whitespace, so the header itself is read)
+            presented = bearer_token(request.headers.get("authorization", ""))
+            role = role_of(known, presented) if credentials is not None and presented else None
             if role is None:
                 raise Refused(401, "unauthorized", "a valid bearer token is needed")
             if wanted == "admin" and role != "admin":

@@ -49,3 +49,11 @@ def role_of(tokens: list[ConsoleToken], presented: str) -> Role | None:
         if hmac.compare_digest(token.secret.encode(), given):
             found = token.role
     return found
+
+
+def bearer_token(header: str) -> str:
+    """The token of an `Authorization: Bearer TOKEN` header, exactly as sent: only HTTP's own
+    spaces and tabs are trimmed, never other Unicode whitespace (a token followed by a
+    no-break space is another token). Empty for any other header."""
+    scheme, _, rest = header.strip(" \t").partition(" ")
+    return rest.strip(" \t") if scheme.lower() == "bearer" else ""

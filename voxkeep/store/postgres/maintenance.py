@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from voxkeep.core.errors import InvalidInput, StoreError
 from voxkeep.store.base import ANY_OWNER, OwnerScope
@@ -15,6 +16,18 @@ from voxkeep.store.postgres.schema import PostgresSchema
 from voxkeep.store.records import StoreStats
 
 PURGE_TIMEOUT_S = 600.0  # VACUUM reads whole tables
+
+
+def _without_password(url: str) -> tuple[str, str | None]:
+    """The URL without its password, and the password: a program's command line is visible to
+    everyone on the machine (`ps`), its environment only to its user."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, None
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{user}@{host}" if user else host
+    return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
 
 
 def _exists(path: str) -> bool:
@@ -105,9 +118,11 @@ class PostgresMaintenance(PostgresSchema):
             raise InvalidInput(
                 "backing up PostgreSQL needs pg_dump (the postgresql-client package)"
             )
+        dbname, password = _without_password(self._url)
+        env = {**os.environ, **({"PGPASSWORD": password} if password else {})}
         process = await asyncio.create_subprocess_exec(
-            dump, "--format=custom", f"--file={path}", f"--dbname={self._url}",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            dump, "--format=custom", f"--file={path}", f"--dbname={dbname}",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
         )  # fmt: skip
         _, err = await process.communicate()
         if process.returncode != 0:
