@@ -4,6 +4,7 @@ paging that stays put while chats arrive, owner scoping, messages, prosody, expo
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -279,3 +280,17 @@ async def test_health_says_the_store_is_well_and_cors_is_off_unless_configured(
 async def test_the_token_is_compared_exactly_as_sent(api: Client, header: str, status: int) -> None:
     answer = await api.get("/api/health", headers={"Authorization": header})
     assert answer.status_code == status
+
+
+@pytest.mark.parametrize(
+    "raw", [b"[1" + b"0" * 330 + b',"chat_x"]', b'[1e999,"chat_x"]', b'["x","chat_x"]', b"[]"]
+)
+async def test_a_cursor_the_store_never_gave_out_is_a_typed_400(api: Client, raw: bytes) -> None:
+    """Even one that decodes to a number no database column holds (it was a 500)."""
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    answer = await api.get("/api/chats", params={"cursor": cursor}, headers=as_(READ))
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "bad_request",
+        "message": "cursor is not one this store gave out",
+    }

@@ -42,14 +42,15 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         updated_at, chat_id = json.loads(raw)
     except (ValueError, TypeError, binascii.Error) as exc:
         raise InvalidInput("cursor is not one this store gave out") from exc
-    if (
-        not isinstance(updated_at, int | float)
-        or isinstance(updated_at, bool)
-        or not math.isfinite(updated_at)
-        or not isinstance(chat_id, str)
-    ):
+    if not isinstance(updated_at, int | float) or isinstance(updated_at, bool):
         raise InvalidInput("cursor is not one this store gave out")
-    return float(updated_at), chat_id
+    try:
+        at = float(updated_at)  # (an integer of hundreds of digits is no float)
+    except OverflowError:
+        raise InvalidInput("cursor is not one this store gave out") from None
+    if not math.isfinite(at) or not isinstance(chat_id, str):
+        raise InvalidInput("cursor is not one this store gave out")
+    return at, chat_id
 
 
 def search_words(query: str) -> list[str]:
