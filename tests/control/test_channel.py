@@ -75,6 +75,20 @@ async def test_the_rpc_method_answers_with_the_same_dispatcher(wired: Any) -> No
     assert json.loads(await handler(stranger))["code"] == "forbidden"
 
 
+async def test_a_closed_channel_leaves_the_room_and_refuses_an_rpc_already_on_its_way(
+    wired: Any,
+) -> None:
+    room, local, channel = wired
+    handler = local.rpc_methods[RPC_METHOD]  # (as LiveKit holds it for a call in flight)
+    await channel.aclose()
+    assert RPC_METHOD not in local.rpc_methods  # a later RPC finds no method
+    invocation = rtc.RpcInvocationData("req-1", "alice", '{"v":1,"id":"r","type":"ping"}', 5.0)
+    assert json.loads(await handler(invocation))["code"] == "unavailable"
+    room.deliver(RemoteParticipant("alice"), b'{"v":1,"id":"a","type":"ping"}', TOPIC)
+    await asyncio.sleep(0.1)
+    assert local.sent == []  # and a data packet is not served
+
+
 async def test_a_chat_change_sets_the_attribute_and_tells_the_caller(wired: Any) -> None:
     _, local, channel = wired
     channel.chat_started(ChatStarted("chat_new", resumed=True, message_count=4))

@@ -36,6 +36,7 @@ class ControlChannel:
         self._topic = topic
         self._caller = caller
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def attach(self) -> None:
         self._room.on("data_received", self._on_data)
@@ -46,7 +47,14 @@ class ControlChannel:
         self._own(self._announce(started))
 
     async def aclose(self) -> None:
+        """Take no more commands: the data handler and the RPC method leave the room (an RPC
+        already on its way is answered `unavailable`), and replies in flight are dropped."""
+        self._closed = True
         self._room.off("data_received", self._on_data)
+        try:
+            self._room.local_participant.unregister_rpc_method(RPC_METHOD)
+        except Exception as exc:  # noqa: BLE001 - the room is gone already: nothing to remove
+            log.info("control.unregister_failed", error=type(exc).__name__)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -66,6 +74,8 @@ class ControlChannel:
         await self._send(sender.identity, encode(reply))
 
     async def _on_rpc(self, data: rtc.RpcInvocationData) -> str:
+        if self._closed:  # the call has ended and flushed: nothing here acts on its chat now
+            return encode(error_reply(None, "unavailable", "this call has ended")).decode()
         participant = self._room.remote_participants.get(data.caller_identity)
         sender = sender_of(participant) if participant else Sender(data.caller_identity)
         reply = await self._dispatcher.handle(sender, data.payload.encode("utf-8", "surrogatepass"))

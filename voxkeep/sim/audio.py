@@ -225,6 +225,9 @@ class LocalParticipant:
 
         return register
 
+    def unregister_rpc_method(self, method: str) -> None:
+        self.rpc_methods.pop(method, None)
+
 
 @dataclass
 class RemoteParticipant:
