@@ -422,16 +422,18 @@ def test_bash_completes_commands_and_options_from_the_script(
     assert "--dry-run" in complete("chats", "prune", "--d")
 
 
-def test_voxkeepctl_background_sweeps_without_a_worker_and_stops_on_sigterm(db: Seeded) -> None:
-    async def leave_a_dead_call() -> str:
-        store = await open_store(db.url)
-        long_ago = time.time() - 3600
-        left = chat("carol", at=long_ago)
-        dead = NewCall(id=new_call_id(), chat_id=left.id, participant="carol", started_at=long_ago)
-        await store.write([left, dead, msg(left.id, "Hello?", at=long_ago)])
-        await store.aclose()
-        return left.id
+async def leave_a_dead_call(url: str) -> str:
+    """carol's chat, with something said, held by a call that stopped an hour ago."""
+    store = await open_store(url)
+    long_ago = time.time() - 3600
+    left = chat("carol", at=long_ago)
+    dead = NewCall(id=new_call_id(), chat_id=left.id, participant="carol", started_at=long_ago)
+    await store.write([left, dead, msg(left.id, "Hello?", at=long_ago)])
+    await store.aclose()
+    return left.id
 
+
+def test_voxkeepctl_background_sweeps_without_a_worker_and_stops_on_sigterm(db: Seeded) -> None:
     async def status(chat_id: str) -> str:
         store = await open_store(db.url)
         try:
@@ -439,9 +441,9 @@ def test_voxkeepctl_background_sweeps_without_a_worker_and_stops_on_sigterm(db: 
         finally:
             await store.aclose()
 
-    left = asyncio.run(leave_a_dead_call())
+    left = asyncio.run(leave_a_dead_call(db.url))
     with subprocess.Popen(
-        [VOXKEEPCTL, "--db", db.url, "background"], stderr=subprocess.PIPE, text=True
+        [VOXKEEPCTL, "--db", db.url, "background"], stderr=subprocess.DEVNULL
     ) as running:
         try:
             deadline = time.monotonic() + 60
@@ -457,15 +459,7 @@ def test_voxkeepctl_background_sweeps_without_a_worker_and_stops_on_sigterm(db: 
 def test_sweep_dry_run_counts_what_the_sweep_then_does(
     db: Seeded, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def leave_a_dead_call() -> None:
-        store = await open_store(db.url)
-        long_ago = time.time() - 3600
-        left = chat("carol", at=long_ago)
-        dead = NewCall(id=new_call_id(), chat_id=left.id, participant="carol", started_at=long_ago)
-        await store.write([left, dead, msg(left.id, "Hello?", at=long_ago)])
-        await store.aclose()
-
-    asyncio.run(leave_a_dead_call())
+    asyncio.run(leave_a_dead_call(db.url))
     tried = run_json(capsys, db, "sweep", "--dry-run")
     assert tried == {"dry_run": True, "calls_lost": 1, "chats_lost": 1, "chats_deleted": 0,
                      "retention_deleted": 0, "events_expired": 0}  # fmt: skip
