@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TAG = "localhost/voxkeep:test"
 ENGINE = ["podman", "--runtime", "runc"]
 USER_ID = 10001
+MAX_PROCESSES = 4096  # (some sandboxes refuse more, whatever their own limit says)
 BUILD_TIMEOUT_S = 1500
 DEV_TOOLS = {"pytest", "mypy", "ruff", "hypothesis", "schemathesis", "import-linter"}
 
@@ -47,6 +49,17 @@ def podman(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
     return subprocess.run(
         [*ENGINE, *argv], capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    """`podman run` within this process's own limits: as root, podman asks for far more open
+    files and processes than a machine without CAP_SYS_RESOURCE may grant, and the container
+    then fails to start."""
+    _, files = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, processes = resource.getrlimit(resource.RLIMIT_NPROC)
+    processes = min(processes, MAX_PROCESSES)
+    limits = [f"--ulimit=nofile={files}:{files}", f"--ulimit=nproc={processes}:{processes}"]
+    return podman("run", *limits, *argv)
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +123,8 @@ def run_detached(
     image: str, name: str, data: Path, env: dict[str, str], *command: str
 ) -> list[str]:
     flags = [f"--env={k}={v}" for k, v in env.items()]
-    done = podman(
-        "run", "--detach", "--name", name, "--network", "host", "--volume", f"{data}:/data",
+    done = run(
+        "--detach", "--name", name, "--network", "host", "--volume", f"{data}:/data",
         *flags, image, *command,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -119,13 +132,13 @@ def run_detached(
 
 
 def test_the_image_runs_as_its_own_user_with_no_dev_tools(image: str) -> None:
-    assert podman("run", "--rm", image, "id", "-u").stdout.strip() == str(USER_ID)
-    listed = podman("run", "--rm", image, "pip", "list", "--format", "json")
+    assert run("--rm", image, "id", "-u").stdout.strip() == str(USER_ID)
+    listed = run("--rm", image, "pip", "list", "--format", "json")
     installed = {p["name"].lower() for p in json.loads(listed.stdout)}
     assert {"voxkeep", "asyncpg", "fastapi", "uvicorn"} <= installed
     assert not installed & DEV_TOOLS
-    checked = podman(
-        "run", "--rm", "--env=LIVEKIT_URL=ws://127.0.0.1:7880", "--env=LIVEKIT_API_KEY=k",
+    checked = run(
+        "--rm", "--env=LIVEKIT_URL=ws://127.0.0.1:7880", "--env=LIVEKIT_API_KEY=k",
         "--env=LIVEKIT_API_SECRET=s", "--env=OPENAI_API_KEY=k", image,
         "sh", "-c", "voxkeepctl db migrate && python -m voxkeep check",
     )  # fmt: skip
@@ -211,7 +224,7 @@ def test_db_backup_works_on_postgresql_from_the_image(
 ) -> None:
     url = asyncio.run(new_database(pg_server))
     for argv in (["db", "migrate"], ["db", "backup", "/data/voxkeep.dump"]):
-        done = podman("run", "--rm", "--network", "host", "--volume", f"{data}:/data", image,
+        done = run("--rm", "--network", "host", "--volume", f"{data}:/data", image,
                       "voxkeepctl", "--db", url, *argv)  # fmt: skip
         assert done.returncode == 0, done.stderr
     listed = subprocess.run(
