@@ -3,7 +3,10 @@
 Each writer process owns one file `journal-<pid>-<random>.jsonl` in the journal folder and holds
 an exclusive `flock` on it for its whole life. A file nobody holds belongs to a process that died:
 the next writer to start adopts its complete lines (a torn last line was never acknowledged) and
-removes it. All methods do blocking I/O: the writer runs them on one thread of its own, in order.
+removes it. A journal file is locked before it can be seen under that name: it is created and
+locked as `.opening-…`, then renamed, so a writer starting at the same moment never takes a live
+writer's new file for a dead one's. All methods do blocking I/O: the writer runs them on one
+thread of its own, in order.
 """
 
 from __future__ import annotations
@@ -11,13 +14,20 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+import time
 from pathlib import Path
 
 from voxkeep.core import metrics
 
+STALE_S = 60.0
+"""An `.opening-…` or `….jsonl.tmp` file older than this, and not locked, was left by a process
+killed while it opened its journal or rewrote it at close (its journal file still holds every
+line): the next writer removes it."""
 
-def _complete_lines(path: Path) -> list[bytes]:
-    data = path.read_bytes()
+
+def _complete_lines(fd: int) -> list[bytes]:
+    with open(os.dup(fd), "rb") as f:
+        data = f.read()
     end = data.rfind(b"\n")
     return [line for line in data[: end + 1].split(b"\n") if line] if end >= 0 else []
 
@@ -41,13 +51,15 @@ class Journal:
         """Create this process's journal, first adopting what dead writers left behind."""
         directory = Path(folder)
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"journal-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        name = f"{os.getpid()}-{secrets.token_hex(4)}"
+        path = directory / f"journal-{name}.jsonl"
+        fd = _locked(directory / f".opening-{name}", os.O_CREAT | os.O_EXCL)
+        os.rename(directory / f".opening-{name}", path)
         journal = cls(path, fd, unread=0)
         for orphan in sorted(directory.glob("journal-*.jsonl")):
             if orphan != path:
                 journal._adopt(orphan)
+        _remove_stale(directory)
         return journal
 
     def _adopt(self, orphan: Path) -> None:
@@ -60,9 +72,9 @@ class Journal:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return  # its writer is alive
-            if not orphan.exists():
-                return
-            lines = _complete_lines(orphan)
+            if not _names(orphan, fd):
+                return  # adopted and removed meanwhile, or replaced by its writer's prepend
+            lines = _complete_lines(fd)
             if lines:
                 self.append(lines)
             orphan.unlink()
@@ -79,14 +91,15 @@ class Journal:
 
     def prepend(self, lines: list[bytes]) -> None:
         """Put `lines` before every unread line (they are older), durably, by rewriting the file
-        beside it and renaming it into place. Only at close: the new file is not locked."""
+        beside it (locked before it is renamed into place, so nobody adopts it meanwhile)."""
         rest, _ = self.read(2**62)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(b"".join(line + b"\n" for line in [*lines, *rest]))
-            f.flush()
-            os.fsync(f.fileno())
+        fd = _locked(tmp, os.O_CREAT | os.O_TRUNC)
+        os.write(fd, b"".join(line + b"\n" for line in [*lines, *rest]))
+        os.fsync(fd)
         os.replace(tmp, self.path)
+        os.close(self._fd)  # (the replaced file's lock goes with it)
+        self._fd = fd
         dir_fd = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -99,7 +112,7 @@ class Journal:
     def read(self, max_lines: int) -> tuple[list[bytes], int]:
         """Up to `max_lines` unread lines, and the offset to pass to `consumed` once they are
         committed to the store. Reading does not consume: a crash before `consumed` replays."""
-        with open(self.path, "rb") as f:
+        with open(os.dup(self._fd), "rb") as f:  # (the file, whatever its name now)
             f.seek(self._offset)
             lines: list[bytes] = []
             offset = self._offset
@@ -124,3 +137,39 @@ class Journal:
         if remove and self.unread == 0:
             self.path.unlink(missing_ok=True)
         os.close(self._fd)
+
+
+def _locked(path: Path, flags: int) -> int:
+    """Open `path` for appending and hold its exclusive lock."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | flags, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd`."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _remove_stale(directory: Path) -> None:
+    cutoff = time.time() - STALE_S
+    for path in [*directory.glob(".opening-*"), *directory.glob("journal-*.jsonl.tmp")]:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _names(path, fd) and os.fstat(fd).st_mtime < cutoff:
+                path.unlink()
+        except BlockingIOError:
+            pass  # its process is alive
+        finally:
+            os.close(fd)
