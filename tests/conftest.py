@@ -15,9 +15,10 @@ import asyncpg
 import pytest
 
 from tests.pg import PgServer
+from voxkeep.core.ids import new_call_id
 from voxkeep.sim.openai_server import LocalService
 from voxkeep.store import Store, open_store
-from voxkeep.store.records import NewChat, NewMessage, Role
+from voxkeep.store.records import NewCall, NewChat, NewMessage, Role
 
 _ids = itertools.count(1)
 HERE = Path(__file__).parent
@@ -104,6 +105,13 @@ def chat(owner: str = "alice", chat_id: str | None = None, at: float | None = No
         agent_name="assistant",
         created_at=time.time() if at is None else at,
     )
+
+
+def call(chat_id: str, at: float | None = None, call_id: str | None = None) -> NewCall:
+    return NewCall(
+        id=call_id or new_call_id(), chat_id=chat_id, room="demo", participant="alice",
+        started_at=time.time() if at is None else at,
+    )  # fmt: skip
 
 
 def msg(

@@ -1,5 +1,5 @@
 """The store's side of resume (docs/resume.md), on every backend: which chat a caller comes back
-to, one live call per chat (a compare-and-set), writes refused once a call lost its chat, the
+to, one live call per chat (a compare-and-set), writes moved on once a call lost its chat, the
 heartbeat, the sweeper and summaries."""
 
 from __future__ import annotations
@@ -9,20 +9,12 @@ import time
 
 import pytest
 
-from tests.conftest import chat, msg
+from tests.conftest import call, chat, msg
 from voxkeep.core.errors import NotFound, TakenOver
-from voxkeep.core.ids import new_call_id
+from voxkeep.core.ids import continuation_ids
 from voxkeep.store import ANY_OWNER, Store, open_store
-from voxkeep.store.records import NewCall
 
 WINDOW_S = 600.0
-
-
-def call(chat_id: str, at: float | None = None, call_id: str | None = None) -> NewCall:
-    return NewCall(
-        id=call_id or new_call_id(), chat_id=chat_id, room="demo", participant="alice",
-        started_at=time.time() if at is None else at,
-    )  # fmt: skip
 
 
 async def ended(
@@ -83,7 +75,11 @@ async def test_a_heartbeat_before_the_row_is_written_still_holds(store: Store) -
     assert await store.heartbeat("call_not_written_yet", at=time.time()) is True
 
 
-async def test_messages_made_after_the_take_over_are_refused_and_earlier_ones_kept(
+async def contents(store: Store, chat_id: str) -> list[tuple[int, str | None]]:
+    return [(m.seq, m.content) for m in (await store.messages(chat_id, owner=ANY_OWNER)).messages]
+
+
+async def test_messages_made_after_the_take_over_go_on_in_the_call_s_continuation_chat(
     store: Store,
 ) -> None:
     c = chat()
@@ -95,12 +91,55 @@ async def test_messages_made_after_the_take_over_are_refused_and_earlier_ones_ke
     await store.claim_chat(call(c.id), owner="alice")
     said_after = msg(c.id, "said after").model_copy(update={"call_id": old.id})
     result = await store.write([said_before, said_after])
-    assert result.refused == [said_after.id] and result.inserted == 1
-    # a journal replayed after the call died: its words are appended late, not lost
-    late = await store.write([said_after], refuse_taken_over=False)
-    assert late.inserted == 1 and late.refused == []
-    page = await store.messages(c.id, owner=ANY_OWNER)
-    assert [(m.seq, m.content) for m in page.messages] == [(1, "said before"), (2, "said after")]
+    assert result.moved == [said_after.id] and result.inserted == 2
+    # written again (a journal replayed by another process): stored once, in the same place
+    again = await store.write([said_before, said_after])
+    assert again.inserted == 0 and again.moved == []
+    assert await contents(store, c.id) == [(1, "said before")]
+    continuation, _ = continuation_ids(old.id)
+    assert await contents(store, continuation) == [(1, "said after")]
+    moved_to = await store.get_chat(continuation, owner="alice")
+    assert moved_to.metadata["continues"] == c.id and moved_to.title == "said after"
+
+
+async def test_a_continuation_taken_over_in_turn_passes_the_message_on(store: Store) -> None:
+    c = chat()
+    first = call(c.id)
+    await store.write([c, first])
+    await store.claim_chat(call(c.id), owner="alice")
+    next_chat, next_call = continuation_ids(first.id)
+    await store.write([msg(c.id, "one").model_copy(update={"call_id": first.id})])
+    await store.write([call(next_chat, call_id=next_call)])  # the call goes on there
+    await store.claim_chat(call(next_chat), owner="alice")  # and another device resumes it
+    two = msg(c.id, "two").model_copy(update={"call_id": first.id})
+    result = await store.write([two])
+    assert result.moved == [two.id]
+    assert await contents(store, next_chat) == [(1, "one")]
+    assert await contents(store, continuation_ids(next_call)[0]) == [(1, "two")]
+
+
+@pytest.mark.parametrize("skew_s", [30.0, -30.0])
+async def test_the_take_over_rule_reads_the_database_s_clock_not_the_workers(
+    store: Store, db_url: str, skew_s: float
+) -> None:
+    """A worker whose clock is `skew_s` off: what it said just before the take-over stays in the
+    chat, and what it said just after moves on, whichever way its clock is wrong."""
+    worker = await open_store(db_url)
+    worker.clock = lambda: time.time() + skew_s  # type: ignore[attr-defined]
+    try:
+        c = chat()
+        old = call(c.id)
+        await store.write([c, old])
+        before = msg(c.id, "before", at=time.time() + skew_s).model_copy(update={"call_id": old.id})
+        await asyncio.sleep(0.05)
+        await store.claim_chat(call(c.id), owner="alice")
+        await asyncio.sleep(0.05)
+        after = msg(c.id, "after", at=time.time() + skew_s).model_copy(update={"call_id": old.id})
+        result = await worker.write([before, after])
+        assert result.moved == [after.id]
+        assert await contents(store, c.id) == [(1, "before")]
+    finally:
+        await worker.aclose()
 
 
 async def test_a_call_that_lost_its_chat_cannot_close_it(store: Store) -> None:

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Outage, chat, msg
+from tests.conftest import Outage, call, chat, msg
 from voxkeep.core.errors import StoreError, StoreUnavailable
+from voxkeep.core.ids import continuation_ids
 from voxkeep.store import ANY_OWNER, Store, WriteResult, open_store
-from voxkeep.store.records import Record
+from voxkeep.store.records import NewMessage, Record
 from voxkeep.store.writer import Writer, WriterClosed, WriterOptions
 
 HERE = Path(__file__).parent
@@ -237,6 +238,48 @@ async def test_what_could_not_be_committed_at_close_is_replayed_by_the_next_writ
     assert await contents(reader, c.id) == [f"m{i}" for i in range(100)]
     await successor.aclose()
     assert list((tmp_path / "journal").iterdir()) == []
+
+
+async def test_words_spilled_or_left_in_a_journal_after_a_take_over_go_on_in_the_continuation(
+    reader: Store, db_url: str, tmp_path: Path, outage: Callable[[], Awaitable[Outage]]
+) -> None:
+    """One take-over rule for every commit: a live call's own spill, replayed from the journal,
+    and a dead process's journal replayed by the next writer both file what the call said after
+    the take-over in the call's continuation chat, never in the chat another call holds now."""
+    c = chat()
+    old = call(c.id)
+    await reader.write([c, old, msg(c.id, "before").model_copy(update={"call_id": old.id})])
+    await reader.claim_chat(call(c.id), owner="alice")
+
+    def said(text: str) -> NewMessage:
+        return msg(c.id, text).model_copy(update={"call_id": old.id})
+
+    down = await outage()
+    writer = await start_writer(db_url, tmp_path, max_queue=5, close_timeout_s=0.5)
+    spilled = [writer.submit(said(f"spilled {i}")) for i in range(20)]  # 15 to the journal
+    async with asyncio.timeout(20):
+        await asyncio.gather(*spilled[5:])
+    await down.end()
+    async with asyncio.timeout(30):
+        await writer.flush()
+    assert await contents(reader, c.id) == ["before"]
+    continuation, _ = continuation_ids(old.id)
+    assert await contents(reader, continuation) == [f"spilled {i}" for i in range(20)]
+
+    down = await outage()
+    left = [writer.submit(said(f"left {i}")) for i in range(10)]
+    async with asyncio.timeout(30):
+        await writer.aclose()  # the store is down: all ten are journaled for the next writer
+    assert all(f.done() and f.exception() is None for f in left)
+    await down.end()
+    successor = await start_writer(db_url, tmp_path)
+    async with asyncio.timeout(30):
+        await successor.flush()
+    await successor.aclose()
+    assert await contents(reader, c.id) == ["before"]
+    assert await contents(reader, continuation) == [f"spilled {i}" for i in range(20)] + [
+        f"left {i}" for i in range(10)
+    ]
 
 
 RUNS = 30

@@ -123,18 +123,20 @@ class Capture:
         self._agent_name = agent_name
         self._clock = clock
         self.on_taken_over: Callable[[str], None] | None = None
-        """Told the call row that lost its chat, when the store refuses one of its messages;
-        by the time it returns the call has a chat of its own again (the switcher's job)."""
+        """Told the call row that lost its chat, when the store moves one of its messages to
+        the call's continuation chat; the call then goes on there (the switcher's job)."""
 
     def attach(self, session: AgentSession[Any]) -> None:
         session.on("conversation_item_added", self._on_item)
         session.on("function_tools_executed", self._on_tools)
 
-    def start_chat(self) -> None:
+    def start_chat(self, *, continues: str | None = None) -> None:
         """The call's new current chat and the row by which the call holds it (an empty chat
-        is dropped when it closes)."""
+        is dropped when it closes); `continues`: the chat it goes on from after a take-over."""
         state, now = self._state, self._clock()
         metadata: dict[str, Any] = {"v": 1}
+        if continues is not None:
+            metadata["continues"] = continues
         if self._opted_out:
             metadata[PROSODY_KEY] = dict(OPTED_OUT)
         self._submit(
@@ -241,14 +243,9 @@ class Capture:
         if future.cancelled() or (exc := future.exception()) is None:
             return
         if isinstance(exc, TakenOver) and isinstance(record, NewMessage) and record.call_id:
-            # Refused: said after a newer call took the chat over. Move to a chat of our own
-            # (once), then write it there: in order, since refusals arrive in submit order.
+            # Said after a newer call took the chat over: the store filed it in the call's
+            # continuation chat, where the call goes on now.
             if self.on_taken_over is not None:
                 self.on_taken_over(record.call_id)
-            state = self._state
-            if record.call_id != state.call_id:
-                self._submit(
-                    record.model_copy(update={"chat_id": state.chat_id, "call_id": state.call_id})
-                )
-                return
+            return
         log.error("message.unsaved", record_id=record.ref, error=type(exc).__name__)

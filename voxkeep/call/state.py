@@ -35,15 +35,14 @@ class CallState:
         """The caller's prosody baseline in this chat, kept in its metadata (docs/prosody.md)."""
         return self._baseline
 
-    def enter_new(self, *, keep_baseline: bool = False) -> None:
-        """Move to a new chat, held by a new call row; the baseline starts over unless the
-        same conversation goes on (a chat taken over by another call)."""
+    def enter_new(self) -> None:
+        """Move to a new chat, held by a new call row; the baseline starts over."""
         self._chat_id, self._call_id = new_chat_id(), new_call_id()
-        if not keep_baseline:
-            self._baseline = Baseline()
+        self._baseline = Baseline()
 
     def enter(self, chat_id: str, call_id: str, baseline: Baseline) -> None:
-        """Move to an earlier chat, claimed by call row `call_id`, with its baseline back."""
+        """Move to an existing chat, held by call row `call_id`, with its baseline: an earlier
+        chat's, back; or, in a take-over's continuation chat, the same conversation's."""
         self._chat_id, self._call_id, self._baseline = chat_id, call_id, baseline
 
     def relate(self, prosody: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from voxkeep.call.state import CallState
 from voxkeep.control.room import ChatStarted
 from voxkeep.core import metrics
 from voxkeep.core.errors import StoreUnavailable, VoxkeepError
-from voxkeep.core.ids import new_call_id
+from voxkeep.core.ids import continuation_ids, new_call_id
 from voxkeep.prosody.baseline import Baseline
 from voxkeep.store.base import Store
 from voxkeep.store.records import Chat
@@ -155,13 +155,16 @@ class ChatSwitcher:
 
     def taken_over(self, call_id: str) -> None:
         """The call row `call_id` lost its chat to a newer call of the caller (seen at a write
-        or a heartbeat): stop writing there and go on in a new chat. The LLM context stays:
-        for the person on this call the conversation simply goes on."""
+        or a heartbeat): go on in the call's continuation chat, where the store files whatever
+        the call said after the take-over (docs/resume.md). The LLM context stays: for the
+        person on this call the conversation simply goes on."""
         if call_id != self._state.call_id:
             return  # already moved on
         old = self._state.chat_id
-        self._enter_new(keep_baseline=True)
-        log.warning("chat.lost_to_another_call", old_chat_id=old, chat_id=self._state.chat_id)
+        chat_id, continuation = continuation_ids(call_id)
+        self._state.enter(chat_id, continuation, self._state.baseline)
+        self._capture.start_chat(continues=old)
+        log.warning("chat.lost_to_another_call", old_chat_id=old, chat_id=chat_id)
         self._started(ChatStarted(self._state.chat_id, False, 0, reason="taken_over"), old)
 
     async def _resume(self, chat: Chat, call_id: str, deadline: float) -> Loaded:
@@ -198,9 +201,9 @@ class ChatSwitcher:
         kept = await self._capture.flush_and_close(why)
         return old if kept else None
 
-    def _enter_new(self, *, keep_baseline: bool = False) -> None:
+    def _enter_new(self) -> None:
         """Make a new chat the call's chat, held by a new call row."""
-        self._state.enter_new(keep_baseline=keep_baseline)
+        self._state.enter_new()
         self._capture.start_chat()
 
     def _agent(self) -> Agent:

@@ -43,7 +43,8 @@ class NotFound(VoxkeepError):
 
 class TakenOver(VoxkeepError):
     """The call no longer holds its chat: a newer call of the same caller took it over
-    (docs/resume.md). What it writes from now on belongs in a chat of its own."""
+    (docs/resume.md). What it writes from now on belongs in its continuation chat: a message
+    whose write fails with this was stored there."""
 
     code = "taken_over"
 

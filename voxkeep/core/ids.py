@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
@@ -29,3 +30,11 @@ def new_chat_id() -> str:
 
 def new_call_id() -> str:
     return f"call_{uuid7().hex}"
+
+
+def continuation_ids(call_id: str) -> tuple[str, str]:
+    """The chat, and the call row, in which call `call_id` goes on once another call has taken
+    its chat over (docs/resume.md). Derived from the call's id, so the call itself and a writer
+    replaying a dead process's journal file its later words in the same chat."""
+    digest = hashlib.sha256(call_id.encode()).hexdigest()
+    return f"chat_{digest[:32]}", f"call_{digest[32:]}"

@@ -83,9 +83,9 @@ class WriteResult:
     inserted: int
     orphaned: list[str] = field(default_factory=list)
     """Ids of messages whose chat no longer exists (deleted by its owner): not written."""
-    refused: list[str] = field(default_factory=list)
-    """Ids of messages made after their call lost the chat to another call (docs/resume.md): not
-    written."""
+    moved: list[str] = field(default_factory=list)
+    """Ids of messages made after their call lost the chat to another call (docs/resume.md):
+    written to the call's continuation chat instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +100,14 @@ class Swept:
 class ChatStore(Protocol):
     """The core: what a call writes and reads, and a chat's lifecycle."""
 
-    async def write(
-        self, records: Sequence[Record], *, refuse_taken_over: bool = True
-    ) -> WriteResult:
+    async def write(self, records: Sequence[Record]) -> WriteResult:
         """Create chats and append messages, in order, in one transaction.
 
         Idempotent by id: a record already stored is left as it is. Each new message gets the
         next `seq` of its chat (1-based, gapless). The first user message titles an untitled chat.
-        A message made after its call was taken over is refused (`WriteResult.refused`) unless
-        `refuse_taken_over` is False: a replayed journal's call is gone and cannot move it.
+        A message made after its call lost the chat to another call, by the database's clock,
+        goes to the call's continuation chat instead (`WriteResult.moved`, `continuation_ids`):
+        one rule for every write, from a live call or replayed from a journal.
         """
         ...
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from voxkeep.core.errors import InvalidInput
+from voxkeep.core.ids import continuation_ids
 from voxkeep.store.records import Chat, ChatPage, Message, MessagePage, NewMessage, default_title
 
 RESUMABLE_ENDS = ("hangup", "lost", "shutdown")
@@ -72,13 +73,35 @@ class Appended:
     """What one batch of messages does to the chats it touches (both backends, same rules)."""
 
     live: list[tuple[NewMessage, int]] = field(default_factory=list)
-    """The messages to insert, each with its seq."""
+    """The messages to insert, each with its seq (and its chat: moved ones carry their new one)."""
     orphaned: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)
+    continued: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """The continuation chats moved messages go to: id → (the chat it continues, created at).
+    The backend creates those that do not exist yet, in this order, before inserting."""
     newest: dict[str, float] = field(default_factory=dict)
     """Each touched chat's newest message time (its `updated_at`)."""
     titles: dict[str, str] = field(default_factory=dict)
     """The title of each touched chat from its first user message (kept only if untitled)."""
+
+
+MAX_CONTINUATIONS = 8
+"""How many take-overs in a row one message is followed through (each needs a caller to take
+over the chat their own previous call continued in: two or three is already rare)."""
+
+
+def chains(lost: Iterable[str]) -> tuple[set[str], set[str]]:
+    """The continuation chats and calls that messages of the calls in `lost` (calls that lost
+    their chat) may move through, `MAX_CONTINUATIONS` deep: a backend reads those chats' last
+    seq, and which of those calls lost their chat too, in one query each."""
+    chats: set[str] = set()
+    calls: set[str] = set()
+    for call_id in lost:
+        for _ in range(MAX_CONTINUATIONS):
+            chat_id, call_id = continuation_ids(call_id)
+            chats.add(chat_id)
+            calls.add(call_id)
+    return chats, calls
 
 
 def append(
@@ -86,25 +109,40 @@ def append(
     last_seq: Mapping[str, int],
     stored: set[str],
     lost_at: Mapping[str, float],
+    offset: float = 0.0,
 ) -> Appended:
-    """Number a batch: each new message gets its chat's next seq, in batch order. A message
-    whose chat is gone is orphaned; one made after its call lost the chat (`lost_at`: call id
-    → when) is refused; one already stored (a replay) takes no number."""
+    """Number a batch, in batch order: each new message gets its chat's next seq. A message
+    whose chat is gone is orphaned; one already stored (a replay) takes no number; one made
+    after its call lost the chat to another call is moved to that call's continuation chat
+    (`continuation_ids`), followed through further take-overs. `lost_at`: call id → when it
+    lost its chat, by the database's clock, for the calls of the batch and their
+    continuations; `offset`: the database's clock minus the clock of the messages'
+    `created_at`. `last_seq` holds every existing chat the batch may touch."""
     out, seqs, seen = Appended(), dict(last_seq), set(stored)
     for m in messages:
         if m.chat_id not in seqs:
             out.orphaned.append(m.id)
-        elif m.id in seen:
             continue
-        elif m.call_id is not None and m.created_at > lost_at.get(m.call_id, math.inf):
-            out.refused.append(m.id)
-        else:
-            seen.add(m.id)
-            seqs[m.chat_id] += 1
-            out.live.append((m, seqs[m.chat_id]))
-            out.newest[m.chat_id] = max(out.newest.get(m.chat_id, m.created_at), m.created_at)
-            if m.role == "user" and m.content and m.content.strip():
-                out.titles.setdefault(m.chat_id, default_title(m.content))
+        if m.id in seen:
+            continue
+        hops = 0
+        while m.call_id is not None and m.created_at + offset > lost_at.get(m.call_id, math.inf):
+            if hops == MAX_CONTINUATIONS:
+                break
+            hops += 1
+            chat_id, call_id = continuation_ids(m.call_id)
+            if chat_id not in seqs:
+                seqs[chat_id] = 0
+                out.continued[chat_id] = (m.chat_id, m.created_at)
+            m = m.model_copy(update={"chat_id": chat_id, "call_id": call_id})
+        if hops:
+            out.moved.append(m.id)
+        seen.add(m.id)
+        seqs[m.chat_id] += 1
+        out.live.append((m, seqs[m.chat_id]))
+        out.newest[m.chat_id] = max(out.newest.get(m.chat_id, m.created_at), m.created_at)
+        if m.role == "user" and m.content and m.content.strip():
+            out.titles.setdefault(m.chat_id, default_title(m.content))
     return out
 
 

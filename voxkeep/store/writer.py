@@ -199,7 +199,7 @@ class Writer:
         """Do one piece of work; True when closing and nothing is left."""
         if self._queue:
             batch = list(itertools.islice(self._queue, self._opts.max_batch))
-            refused = await self._commit([p.record for p in batch], live=True)
+            moved = await self._commit([p.record for p in batch])
             for _ in batch:
                 self._queue.popleft()
             metrics.queue_records().dec(len(batch))
@@ -207,8 +207,8 @@ class Writer:
             for p in batch:
                 if p.future.done():
                     continue
-                if refused and p.record.ref in refused:
-                    # the call's chat was taken over: its capture moves the record elsewhere
+                if moved and p.record.ref in moved:
+                    # stored in the call's continuation chat: the call moves there too
                     p.future.set_exception(TakenOver("the chat was taken over by another call"))
                 else:
                     p.future.set_result(None)
@@ -234,7 +234,7 @@ class Writer:
             except (ValidationError, ValueError) as exc:
                 log.error("journal.bad_line", error=type(exc).__name__)
         if records:
-            await self._commit(records, live=False)
+            await self._commit(records)  # (the call, if alive, learns of a move at its heartbeat)
         await self._in_io(lambda: self._journal.consumed(offset, len(lines)))
         self._journal_unread -= len(lines)
         self._advance(len(lines))
@@ -298,15 +298,14 @@ class Writer:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _commit(self, records: list[Record], *, live: bool) -> set[str]:
+    async def _commit(self, records: list[Record]) -> set[str]:
         """Commit `records` in one transaction, retrying transient errors until it succeeds;
-        the ids of the messages refused because their call lost its chat. Records replayed
-        from the journal (not `live`) are never refused: their call is gone and cannot move
-        them, so they are appended late rather than lost. A batch that fails for another
-        reason is retried one record at a time, so one bad record cannot hold back the rest;
-        a record that keeps failing is logged and skipped."""
+        the ids of the messages moved to their call's continuation chat because the call had
+        lost its chat (the same rule for records replayed from the journal). A batch that fails
+        for another reason is retried one record at a time, so one bad record cannot hold back
+        the rest; a record that keeps failing is logged and skipped."""
         try:
-            return await self._write_retrying(records, live=live)
+            return await self._write_retrying(records)
         except StoreError:
             if len(records) == 1:
                 log.error(
@@ -316,17 +315,17 @@ class Writer:
                     attempts=PERMANENT_ATTEMPTS,
                 )
                 return set()
-            refused: set[str] = set()
+            moved: set[str] = set()
             for record in records:
-                refused |= await self._commit([record], live=live)
-            return refused
+                moved |= await self._commit([record])
+            return moved
 
-    async def _write_retrying(self, records: list[Record], *, live: bool) -> set[str]:
+    async def _write_retrying(self, records: list[Record]) -> set[str]:
         delay = self._opts.retry_initial_s
         permanent_failures = 0
         while True:
             try:
-                result = await self._store.write(records, refuse_taken_over=live)
+                result = await self._store.write(records)
             except DiskFull:
                 self._full("database")
             except StoreUnavailable as exc:
@@ -349,7 +348,7 @@ class Writer:
                     log.warning(
                         "message.discarded", reason="chat_deleted", count=len(result.orphaned)
                     )
-                return set(result.refused)
+                return set(result.moved)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._opts.retry_max_s)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Self, TypeVar
 
@@ -65,6 +66,9 @@ class PostgresConnection:
         self._pool = pool
         self._url = url
         self._closed = False
+        self.clock: Callable[[], float] = time.time
+        """The clock of this host, which the times in its records are read from; the take-over
+        rule converts them to the database's clock (tests skew it, to stand for another host)."""
 
     @classmethod
     async def open(cls, url: str) -> Self:

@@ -3,8 +3,6 @@ resume, the heartbeat, and the sweeper. The chat's row lock makes two claims tak
 
 from __future__ import annotations
 
-import time
-
 import asyncpg
 import structlog
 
@@ -45,11 +43,13 @@ async def taken_over_at(conn: asyncpg.Connection, call_ids: set[str]) -> dict[st
     return {row[0]: row[1] for row in rows}
 
 
-async def _claim_chat(conn: asyncpg.Connection, call: NewCall, owner: str | None, at: float) -> int:
-    """See `Store.claim_chat`: the chat's row lock makes two claims take turns."""
+async def _claim_chat(conn: asyncpg.Connection, call: NewCall, owner: str | None) -> int:
+    """See `Store.claim_chat`: the chat's row lock makes two claims take turns. The moment of
+    the take-over is read from the database's clock, which every worker's writes compare with."""
     found = await conn.fetchval("SELECT owner FROM chats WHERE id = $1 FOR UPDATE", call.chat_id)
     if found is None or (owner is not None and found != owner):
         raise NotFound("no such chat")
+    at = await conn.fetchval("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
     taken = await conn.execute(
         "UPDATE calls SET ended_at = $1, end_reason = $2"
         " WHERE chat_id = $3 AND ended_at IS NULL AND id != $4",
@@ -116,7 +116,7 @@ class PostgresHolding(PostgresReads):
 
     async def claim_chat(self, call: NewCall, *, owner: OwnerScope) -> Chat:
         scope = None if owner is ANY_OWNER else str(owner)
-        taken = await self._transaction(lambda conn: _claim_chat(conn, call, scope, time.time()))
+        taken = await self._transaction(lambda conn: _claim_chat(conn, call, scope))
         if taken:
             log.info("chat.taken_over", chat_id=call.chat_id, call_id=call.id, calls=taken)
             metrics.TAKEOVERS.labels(backend="postgres").inc(taken)

@@ -5,7 +5,7 @@ writer at a time, these take row locks on the chats they change, always in id or
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 
@@ -13,7 +13,7 @@ from voxkeep.core.errors import InvalidInput, NotFound, TakenOver
 from voxkeep.store import queries
 from voxkeep.store.base import OwnerScope, WriteResult
 from voxkeep.store.postgres.connection import owner_clause
-from voxkeep.store.postgres.holding import TAKEN_OVER, insert_calls
+from voxkeep.store.postgres.holding import TAKEN_OVER, insert_calls, taken_over_at
 from voxkeep.store.postgres.reads import PostgresReads
 from voxkeep.store.postgres.rows import INSERT_MESSAGE, message_to_row
 from voxkeep.store.records import (
@@ -30,6 +30,11 @@ from voxkeep.store.records import (
     check_text,
 )
 
+_CONTINUE_CHAT = (  # (docs/resume.md: a call that lost its chat goes on in a chat of its own)
+    "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
+    " SELECT $1, owner, agent_name, 'active', $2, $2, jsonb_build_object('v', 1, 'continues', id)"
+    " FROM chats WHERE id = $3 ON CONFLICT (id) DO NOTHING"
+)
 _INSERT_CHAT = (
     "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
     " VALUES ($1, $2, $3, 'active', $4, $4, $5::jsonb) ON CONFLICT (id) DO NOTHING"
@@ -52,7 +57,7 @@ async def _lock_chats(conn: asyncpg.Connection, chat_ids: set[str]) -> dict[str,
 
 
 async def write_records(
-    conn: asyncpg.Connection, records: Sequence[Record], refuse_taken_over: bool
+    conn: asyncpg.Connection, records: Sequence[Record], clock: Callable[[], float] = time.time
 ) -> WriteResult:
     """Apply a batch: chats and calls first, then the messages, then the rest (as SQLite)."""
     chats = [r for r in records if isinstance(r, NewChat)]
@@ -70,7 +75,7 @@ async def write_records(
         await insert_calls(conn, calls)
     result = WriteResult(inserted=0)
     if messages:
-        result = await _write_messages(conn, messages, refuse_taken_over)
+        result = await _write_messages(conn, messages, clock)
     for r in records:
         if isinstance(r, CallEnded):
             await conn.execute(
@@ -93,24 +98,36 @@ async def write_records(
     return result
 
 
+async def _lost_calls(
+    conn: asyncpg.Connection, call_ids: set[str]
+) -> tuple[dict[str, float], set[str]]:
+    """See `_lost_calls` in `voxkeep/store/sqlite/writes.py`."""
+    lost = await taken_over_at(conn, call_ids)
+    chats, continuations = queries.chains(lost)
+    lost.update(await taken_over_at(conn, continuations))
+    return lost, chats
+
+
 async def _write_messages(
-    conn: asyncpg.Connection, messages: list[NewMessage], refuse_taken_over: bool
+    conn: asyncpg.Connection, messages: list[NewMessage], clock: Callable[[], float]
 ) -> WriteResult:
-    last_seq = await _lock_chats(conn, {m.chat_id for m in messages})
-    calls = list({m.call_id for m in messages if m.call_id}) if refuse_taken_over else []
-    stored: set[str] = set()
-    lost_at: dict[str, float] = {}
-    for kind, key, ended_at in await conn.fetch(  # replays and lost calls: one round trip
-        "SELECT 'message', id, NULL::float8 FROM messages WHERE id = ANY($1::text[])"
-        " UNION ALL SELECT 'call', id, ended_at FROM calls"
-        " WHERE id = ANY($2::text[]) AND end_reason = $3",
-        [m.id for m in messages], calls, TAKEN_OVER,
-    ):  # fmt: skip
-        if kind == "message":
-            stored.add(key)
-        else:
-            lost_at[key] = ended_at
-    batch = queries.append(messages, last_seq, stored, lost_at)
+    lost_at, continuation_chats = await _lost_calls(
+        conn, {m.call_id for m in messages if m.call_id}
+    )
+    offset = await _clock_offset(conn, clock) if lost_at else 0.0
+    last_seq = await _lock_chats(conn, {m.chat_id for m in messages} | continuation_chats)
+    stored = {
+        row[0]
+        for row in await conn.fetch(
+            "SELECT id FROM messages WHERE id = ANY($1::text[])", [m.id for m in messages]
+        )
+    }
+    batch = queries.append(messages, last_seq, stored, lost_at, offset)
+    if batch.continued:
+        await conn.executemany(
+            _CONTINUE_CHAT,
+            [(chat_id, at, source) for chat_id, (source, at) in batch.continued.items()],
+        )
     if batch.live:
         await conn.executemany(INSERT_MESSAGE, [message_to_row(m, seq) for m, seq in batch.live])
         touched = list(batch.newest)
@@ -121,7 +138,15 @@ async def _write_messages(
             " WHERE c.id = u.id",
             touched, [batch.newest[c] for c in touched], [batch.titles.get(c) for c in touched],
         )  # fmt: skip
-    return WriteResult(inserted=len(batch.live), orphaned=batch.orphaned, refused=batch.refused)
+    return WriteResult(inserted=len(batch.live), orphaned=batch.orphaned, moved=batch.moved)
+
+
+async def _clock_offset(conn: asyncpg.Connection, clock: Callable[[], float]) -> float:
+    """The database's clock minus this host's (`clock`), read now: the take-over rule compares
+    times by the database's clock, so skew between workers' machines cannot misfile a message."""
+    before = clock()
+    db_now = await conn.fetchval("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
+    return float(db_now) - (before + clock()) / 2
 
 
 async def _close_chat(
@@ -155,10 +180,8 @@ async def _close_chat(
 class PostgresWrites(PostgresReads):
     """The write transactions: records from the writer, a chat's end, summaries, titles, deletes."""
 
-    async def write(
-        self, records: Sequence[Record], *, refuse_taken_over: bool = True
-    ) -> WriteResult:
-        return await self._transaction(lambda conn: write_records(conn, records, refuse_taken_over))
+    async def write(self, records: Sequence[Record]) -> WriteResult:
+        return await self._transaction(lambda conn: write_records(conn, records, self.clock))
 
     async def close_chat(
         self,

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -122,6 +123,9 @@ class SqliteConnection:
         self._written_since_checkpoint = 0
         self._checkpoint: asyncio.Task[None] | None = None
         self._closed = False
+        self.clock: Callable[[], float] = time.time
+        """The clock of this host, which the times in its records are read from; the take-over
+        rule converts them to the database's clock (tests skew it, to stand for another host)."""
 
     @classmethod
     async def open(cls, url: str) -> Self:

@@ -40,7 +40,8 @@ def insert_calls(conn: sqlite3.Connection, calls: list[NewCall]) -> None:
 
 def _claim_chat(conn: sqlite3.Connection, call: NewCall, owner: str | None, at: float) -> int:
     """Make `call` the one live call of its chat: every other live row of the chat is ended
-    `taken_over`, the chat is active again, the row is inserted. How many calls lost the chat."""
+    `taken_over` at `at` (the database's clock: this machine's), the chat is active again, the
+    row is inserted. How many calls lost the chat."""
     found = conn.execute(
         "SELECT 1 FROM chats WHERE id = ?" + ("" if owner is None else " AND owner = ?"),
         (call.chat_id,) if owner is None else (call.chat_id, owner),

@@ -39,6 +39,11 @@ _INSERT_CHAT = (
     "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
     " VALUES (?, ?, ?, 'active', ?, ?, ?) ON CONFLICT (id) DO NOTHING"
 )
+_CONTINUE_CHAT = (  # (docs/resume.md: a call that lost its chat goes on in a chat of its own)
+    "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
+    " SELECT ?, owner, agent_name, 'active', ?, ?, json_object('v', 1, 'continues', id)"
+    " FROM chats WHERE id = ? ON CONFLICT (id) DO NOTHING"
+)
 _END_CALL = "UPDATE calls SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL"
 _SET_METADATA = "UPDATE chats SET metadata = json_set(metadata, '$.' || ?, json(?)) WHERE id = ?"
 _SET_MEASURED = (
@@ -64,7 +69,7 @@ def _insert_messages_sql(rows: int) -> str:
 
 
 def write_records(
-    conn: sqlite3.Connection, records: Sequence[Record], refuse_taken_over: bool
+    conn: sqlite3.Connection, records: Sequence[Record], offset: float = 0.0
 ) -> WriteResult:
     """Apply a batch. Chats and calls go first and the rest after the messages, which is the
     order a batch can need: a record only ever refers to a chat or call created before it."""
@@ -88,9 +93,7 @@ def write_records(
         )
     if calls:
         insert_calls(conn, calls)
-    result = (
-        _write_messages(conn, messages, refuse_taken_over) if messages else WriteResult(inserted=0)
-    )
+    result = _write_messages(conn, messages, offset) if messages else WriteResult(inserted=0)
     for r in records:
         if isinstance(r, CallEnded):
             conn.execute(_END_CALL, (r.ended_at, r.end_reason, r.call_id))
@@ -102,13 +105,23 @@ def write_records(
     return result
 
 
+def _lost_calls(conn: sqlite3.Connection, call_ids: set[str]) -> tuple[dict[str, float], set[str]]:
+    """Which of `call_ids`, and of their continuations, lost their chat, and when; and the
+    continuation chats their messages may move to."""
+    lost = taken_over_at(conn, call_ids)
+    chats, continuations = queries.chains(lost)
+    lost.update(taken_over_at(conn, continuations))
+    return lost, chats
+
+
 def _write_messages(
-    conn: sqlite3.Connection, messages: list[NewMessage], refuse_taken_over: bool
+    conn: sqlite3.Connection, messages: list[NewMessage], offset: float
 ) -> WriteResult:
     # seq is each chat's next number, given inside this transaction (BEGIN IMMEDIATE makes it
     # exclusive across connections and processes); a replayed id takes no number. A message
-    # made after its call lost the chat is refused: the chat's new holder writes there now.
-    wanted = json.dumps(sorted({m.chat_id for m in messages}))
+    # made after its call lost the chat goes on in the call's continuation chat.
+    lost_at, continuation_chats = _lost_calls(conn, {m.call_id for m in messages if m.call_id})
+    wanted = json.dumps(sorted({m.chat_id for m in messages} | continuation_chats))
     last_seq: dict[str, int] = dict(
         conn.execute(  # a correlated MAX per chat is an index lookup; GROUP BY would scan
             "SELECT c.id, COALESCE((SELECT MAX(seq) FROM messages m WHERE m.chat_id = c.id), 0)"
@@ -125,10 +138,11 @@ def _write_messages(
                 f"SELECT id FROM messages WHERE id IN ({_marks(len(ids))})", ids
             )
         )
-    lost_at = (
-        taken_over_at(conn, {m.call_id for m in messages if m.call_id}) if refuse_taken_over else {}
+    batch = queries.append(messages, last_seq, seen, lost_at, offset)
+    conn.executemany(
+        _CONTINUE_CHAT,
+        [(chat_id, at, at, source) for chat_id, (source, at) in batch.continued.items()],
     )
-    batch = queries.append(messages, last_seq, seen, lost_at)
     rows = [message_to_row(m, seq) for m, seq in batch.live]
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
@@ -141,7 +155,7 @@ def _write_messages(
         "UPDATE chats SET title = ? WHERE id = ? AND title IS NULL",
         [(title, chat_id) for chat_id, title in batch.titles.items()],
     )
-    return WriteResult(inserted=len(rows), orphaned=batch.orphaned, refused=batch.refused)
+    return WriteResult(inserted=len(rows), orphaned=batch.orphaned, moved=batch.moved)
 
 
 def _close_chat(
@@ -176,11 +190,10 @@ def _close_chat(
 class SqliteWrites(SqliteReads):
     """The write transactions: records from the writer, a chat's end, summaries, titles, deletes."""
 
-    async def write(
-        self, records: Sequence[Record], *, refuse_taken_over: bool = True
-    ) -> WriteResult:
+    async def write(self, records: Sequence[Record]) -> WriteResult:
+        offset = time.time() - self.clock()  # (the database's clock is this machine's)
         result = await self._transaction(
-            functools.partial(write_records, records=records, refuse_taken_over=refuse_taken_over)
+            functools.partial(write_records, records=records, offset=offset)
         )
         self._after_write(1 + len(records) // ROWS_PER_PAGE)
         return result
