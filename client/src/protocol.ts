@@ -33,7 +33,7 @@ export interface AgentControlProtocol {
 export interface ChatStarted {
   chat_id: string;
   message_count: number;
-  reason?: ("not_found" | "unavailable" | "timeout" | "taken_over") | null;
+  reason?: ("not_found" | "unavailable" | "timeout" | "taken_over" | "deleted") | null;
   resumed: boolean;
   type: "chat.started";
   v: 1;

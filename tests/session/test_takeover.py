@@ -14,8 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.session.conftest import Speak, StartCall, seed, stored
 from tests.session.test_resume import events, said
+from voxkeep.core.errors import NotFound
+from voxkeep.core.ids import continuation_ids
 from voxkeep.core.settings import Settings
 from voxkeep.sim.openai_server import LocalOpenAI
 from voxkeep.store import ANY_OWNER, Store
@@ -88,6 +92,31 @@ async def test_a_call_whose_chat_was_taken_over_notices_at_its_heartbeat(
     assert (final.status, final.end_reason, final.message_count) == ("closed", "hangup", 3)
     # the first call's new chat never heard the caller: dropped
     assert [c.id for c in (await reader.list_chats(owner=ANY_OWNER)).chats] == [chat_id]
+
+
+async def test_a_call_whose_chat_is_deleted_from_another_device_goes_on_in_its_continuation(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, reader: Store
+) -> None:
+    openai_server.script(["Lisbon is lovely.", "In May."])
+    lisbon, when = await speech("Tell me about Lisbon."), await speech("When should I go?")
+    first = await start_call(heartbeat_s=0.2)
+    await first.say(lisbon)
+    chat_id, call_id = first.call.state.chat_id, first.call.state.call_id
+    await reader.delete_chat(chat_id, owner="alice")  # the caller's app, on their laptop
+    await first.wait_for(lambda: first.call.state.chat_id != chat_id, 10)
+    continuation, _ = continuation_ids(call_id)
+    assert first.call.state.chat_id == continuation
+    assert events(first)[-1] == {"v": 1, "type": "chat.started", "chat_id": continuation,
+                                 "resumed": False, "message_count": 0,
+                                 "reason": "deleted"}  # fmt: skip
+    await first.say(when)
+    await first.end("hangup")
+    assert [(m.role, m.content) for m in await stored(reader, continuation)] == [
+        ("user", "When should I go?"),
+        ("assistant", "In May."),
+    ]
+    with pytest.raises(NotFound):
+        await reader.get_chat(chat_id, owner=ANY_OWNER)
 
 
 async def simulate_in_a_process(settings: Settings, tmp_path: Path, caller: str) -> Any:

@@ -64,15 +64,15 @@ async def test_a_claim_takes_the_chat_over_from_the_live_call(store: Store) -> N
     claimed = await store.claim_chat(second, owner="alice")
     assert (claimed.status, claimed.end_reason, claimed.ended_at) == ("active", None, None)
     assert claimed.message_count == 1
-    assert await store.heartbeat(first.id, at=time.time()) is False
-    assert await store.heartbeat(second.id, at=time.time()) is True
+    assert await store.heartbeat(first.id, at=time.time()) == "taken_over"
+    assert await store.heartbeat(second.id, at=time.time()) == "held"
     with pytest.raises(NotFound):
         await store.claim_chat(call(c.id), owner="bob")  # not theirs: nothing changes
-    assert await store.heartbeat(second.id, at=time.time()) is True
+    assert await store.heartbeat(second.id, at=time.time()) == "held"
 
 
 async def test_a_heartbeat_before_the_row_is_written_still_holds(store: Store) -> None:
-    assert await store.heartbeat("call_not_written_yet", at=time.time()) is True
+    assert await store.heartbeat("call_not_written_yet", at=time.time()) == "held"
 
 
 async def contents(store: Store, chat_id: str) -> list[tuple[int, str | None]]:
@@ -91,10 +91,10 @@ async def test_messages_made_after_the_take_over_go_on_in_the_call_s_continuatio
     await store.claim_chat(call(c.id), owner="alice")
     said_after = msg(c.id, "said after").model_copy(update={"call_id": old.id})
     result = await store.write([said_before, said_after])
-    assert result.moved == [said_after.id] and result.inserted == 2
+    assert result.moved == {said_after.id: "taken_over"} and result.inserted == 2
     # written again (a journal replayed by another process): stored once, in the same place
     again = await store.write([said_before, said_after])
-    assert again.inserted == 0 and again.moved == []
+    assert again.inserted == 0 and again.moved == {}
     assert await contents(store, c.id) == [(1, "said before")]
     continuation, _ = continuation_ids(old.id)
     assert await contents(store, continuation) == [(1, "said after")]
@@ -113,7 +113,7 @@ async def test_a_continuation_taken_over_in_turn_passes_the_message_on(store: St
     await store.claim_chat(call(next_chat), owner="alice")  # and another device resumes it
     two = msg(c.id, "two").model_copy(update={"call_id": first.id})
     result = await store.write([two])
-    assert result.moved == [two.id]
+    assert result.moved == {two.id: "taken_over"}
     assert await contents(store, next_chat) == [(1, "one")]
     assert await contents(store, continuation_ids(next_call)[0]) == [(1, "two")]
 
@@ -136,10 +136,39 @@ async def test_the_take_over_rule_reads_the_database_s_clock_not_the_workers(
         await asyncio.sleep(0.05)
         after = msg(c.id, "after", at=time.time() + skew_s).model_copy(update={"call_id": old.id})
         result = await worker.write([before, after])
-        assert result.moved == [after.id]
+        assert result.moved == {after.id: "taken_over"}
         assert await contents(store, c.id) == [(1, "before")]
     finally:
         await worker.aclose()
+
+
+@pytest.mark.parametrize("how", ["delete_chat", "erase_owner"])
+async def test_a_chat_deleted_under_a_live_call_tells_the_call_and_its_later_words_go_on(
+    store: Store, how: str
+) -> None:
+    """Deleted from another device (or erased): the holding call's heartbeat says `deleted`, what
+    it said before the delete goes with the chat, and what it says after is kept in the call's
+    continuation chat, which already exists, empty, for the call to go on in."""
+    c, elsewhere = chat(), chat()
+    holder = call(c.id)
+    await store.write([c, elsewhere, holder, msg(c.id, "kept until the delete")])
+    said_before = msg(c.id, "said just before", at=time.time() - 0.5).model_copy(
+        update={"call_id": holder.id}
+    )
+    if how == "delete_chat":
+        await store.delete_chat(c.id, owner="alice")
+    else:
+        assert await store.erase_owner("alice", keep=elsewhere.id) == 1
+    continuation, _ = continuation_ids(holder.id)
+    assert (await store.get_chat(continuation, owner="alice")).message_count == 0
+    assert await store.heartbeat(holder.id, at=time.time()) == "deleted"
+    said_after = msg(c.id, "said after").model_copy(update={"call_id": holder.id})
+    result = await store.write([said_before, said_after])
+    assert result.orphaned == [said_before.id]
+    assert result.moved == {said_after.id: "deleted"}
+    assert await contents(store, continuation) == [(1, "said after")]
+    with pytest.raises(NotFound):
+        await store.get_chat(c.id, owner=ANY_OWNER)
 
 
 async def test_a_call_that_lost_its_chat_cannot_close_it(store: Store) -> None:
@@ -171,7 +200,7 @@ async def test_simultaneous_claims_from_two_connections_leave_one_holder(db_url:
                 await a.heartbeat(ours.id, at=time.time()),
                 await a.heartbeat(theirs.id, at=time.time()),
             ]
-            assert sorted(holds) == [False, True]
+            assert sorted(holds) == ["held", "taken_over"]
     finally:
         await a.aclose()
         await b.aclose()

@@ -8,6 +8,7 @@ import logging
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -195,11 +196,12 @@ async def test_past_the_queue_bound_records_spill_to_the_journal_and_replay_in_o
     down = await outage()
     writer = await start_writer(db_url, tmp_path, max_queue=50, max_batch=20, retry_initial_s=0.01)
     futures = [writer.submit(msg(c.id, f"{SECRET} {i}")) for i in range(300)]
+    queued = 50 - 1  # (the writer's first record, its journal's row, holds one place)
     async with asyncio.timeout(20):
-        await asyncio.gather(*futures[50:])  # journaled and fsynced while the store is locked
-    assert not any(f.done() for f in futures[:50])  # still in memory, not yet committed
+        await asyncio.gather(*futures[queued:])  # journaled and fsynced while the store is locked
+    assert not any(f.done() for f in futures[:queued])  # still in memory, not yet committed
     journal = list((tmp_path / "journal").glob("journal-*.jsonl"))
-    assert len(journal) == 1 and len(journal[0].read_bytes().splitlines()) == 250
+    assert len(journal) == 1 and len(journal[0].read_bytes().splitlines()) == 300 - queued
     if down.readable:
         assert (await reader.get_chat(c.id, owner=ANY_OWNER)).message_count == 0
     writer.submit(msg(c.id, f"{SECRET} late"))  # arrives behind the journal, stays behind it
@@ -280,6 +282,41 @@ async def test_words_spilled_or_left_in_a_journal_after_a_take_over_go_on_in_the
     assert await contents(reader, continuation) == [f"spilled {i}" for i in range(20)] + [
         f"left {i}" for i in range(10)
     ]
+
+
+async def test_the_sweeper_keeps_a_chat_whose_user_messages_wait_in_a_journal(
+    reader: Store, db_url: str, tmp_path: Path, outage: Callable[[], Awaitable[Outage]]
+) -> None:
+    """The greeting is stored, then the store goes away and the caller's words are journaled;
+    the call is lost. The sweeper must not take the chat for one nobody spoke in: it waits for
+    the journal, and once the next writer has replayed it the chat ends as a lost call's."""
+    writer = await start_writer(db_url, tmp_path, close_timeout_s=0.5)
+    c = chat()
+    held = call(c.id).model_copy(update={"journal": writer.journal_id})
+    for record in (c, held, msg(c.id, "Hello, how can I help?", role="assistant")):
+        writer.submit(record)
+    async with asyncio.timeout(10):
+        await writer.flush()
+    down = await outage()
+    words = [writer.submit(msg(c.id, f"{SECRET} {i}").model_copy(update={"call_id": held.id}))
+             for i in range(3)]  # fmt: skip
+    async with asyncio.timeout(30):
+        await writer.aclose()  # the worker goes: its words are in the journal
+    assert all(f.done() and f.exception() is None for f in words)
+    await down.end()
+    swept = await reader.sweep(stale_before=time.time() + 60)
+    assert (swept.calls_lost, swept.chats_deleted, swept.chats_waiting) == (1, 0, 1)
+    assert (await reader.get_chat(c.id, owner=ANY_OWNER)).status == "active"
+    successor = await start_writer(db_url, tmp_path)
+    async with asyncio.timeout(30):
+        await successor.flush()
+    assert await contents(reader, c.id) == ["Hello, how can I help?"] + [
+        f"{SECRET} {i}" for i in range(3)
+    ]
+    swept = await reader.sweep(stale_before=time.time() + 60)
+    assert (swept.chats_lost, swept.chats_deleted, swept.chats_waiting) == (1, 0, 0)
+    await successor.aclose()
+    assert (await reader.sweep(stale_before=time.time() + 60)).chats_waiting == 0
 
 
 RUNS = 30

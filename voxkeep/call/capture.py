@@ -19,8 +19,9 @@ from livekit.agents import AgentSession, llm
 from livekit.agents.voice.events import ConversationItemAddedEvent, FunctionToolsExecutedEvent
 
 from voxkeep.call.state import CallState
-from voxkeep.core.errors import TakenOver
+from voxkeep.core.errors import ChatDeleted, TakenOver
 from voxkeep.prosody.stream import ProsodyStream
+from voxkeep.store.base import LostHold
 from voxkeep.store.records import (
     CallEnded,
     ChatMetadataSet,
@@ -61,18 +62,6 @@ def message_record(item: llm.ChatMessage, chat_id: str, call_id: str) -> NewMess
         ended_at=metrics.get("stopped_speaking_at"),
         created_at=item.created_at,
         item=item.model_dump(mode="json", exclude={"hash"}),
-    )
-
-
-def call_row(state: CallState, chat_id: str, call_id: str, at: float) -> NewCall:
-    """The row by which call `call_id` holds `chat_id` (docs/resume.md)."""
-    return NewCall(
-        id=call_id,
-        chat_id=chat_id,
-        room=state.room,
-        job_id=state.job_id,
-        participant=state.owner,
-        started_at=at,
     )
 
 
@@ -122,9 +111,19 @@ class Capture:
         self._measuring: set[asyncio.Task[None]] = set()
         self._agent_name = agent_name
         self._clock = clock
-        self.on_taken_over: Callable[[str], None] | None = None
-        """Told the call row that lost its chat, when the store moves one of its messages to
-        the call's continuation chat; the call then goes on there (the switcher's job)."""
+        self.on_taken_over: Callable[[str, LostHold], None] | None = None
+        """Told the call row that lost its chat, and how, when the store moves one of its
+        messages to the call's continuation chat; the call then goes on there (the switcher's
+        job)."""
+
+    def call_row(self, chat_id: str, call_id: str, at: float) -> NewCall:
+        """The row by which call `call_id` holds `chat_id` (docs/resume.md), naming the journal
+        its records go through."""
+        state = self._state
+        return NewCall(
+            id=call_id, chat_id=chat_id, room=state.room, job_id=state.job_id,
+            participant=state.owner, started_at=at, journal=self._writer.journal_id,
+        )  # fmt: skip
 
     def attach(self, session: AgentSession[Any]) -> None:
         session.on("conversation_item_added", self._on_item)
@@ -145,7 +144,7 @@ class Capture:
                 metadata=metadata,
             )
         )  # fmt: skip
-        self._submit(call_row(state, state.chat_id, state.call_id, now))
+        self._submit(self.call_row(state.chat_id, state.call_id, now))
 
     def chat_resumed(self, chat_id: str) -> None:
         """The call went back to an earlier chat: it says so when the caller opted out."""
@@ -246,6 +245,7 @@ class Capture:
             # Said after a newer call took the chat over: the store filed it in the call's
             # continuation chat, where the call goes on now.
             if self.on_taken_over is not None:
-                self.on_taken_over(record.call_id)
+                how: LostHold = "deleted" if isinstance(exc, ChatDeleted) else "taken_over"
+                self.on_taken_over(record.call_id, how)
             return
         log.error("message.unsaved", record_id=record.ref, error=type(exc).__name__)

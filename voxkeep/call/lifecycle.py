@@ -98,7 +98,7 @@ class Call:
             load_timeout_s=settings.context_load_timeout_s,
             on_loaded=self._loaded,
         )
-        self.capture.on_taken_over = self.switcher.taken_over
+        self.capture.on_taken_over = self.switcher.lost
         self.on_ended: Callable[[CallEnd], None] | None = None
         """Told how the call ended, once everything it said is saved."""
         self._writer = writer
@@ -246,7 +246,7 @@ class Call:
 
     async def _beat(self) -> None:
         """Refresh the row by which the call holds its chat; when another call of the caller
-        has taken the chat over, move on to a new one (docs/resume.md)."""
+        has taken the chat over, or it was deleted, go on in the continuation (docs/resume.md)."""
         while True:
             await asyncio.sleep(self._settings.heartbeat_s)
             call_id = self.state.call_id
@@ -255,8 +255,8 @@ class Call:
             except VoxkeepError as exc:  # the store is down: the call goes on, and beats again
                 log.warning("call.heartbeat_failed", call_id=call_id, error=type(exc).__name__)
                 continue
-            if not held:
-                self.switcher.taken_over(call_id)
+            if held != "held":
+                self.switcher.lost(call_id, held)
 
     def _loaded(self, chat: Chat, loaded: Loaded) -> None:
         if self.summarizer is None:

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from livekit.agents import Agent, AgentSession, llm
 
-from voxkeep.call.capture import BASELINE_KEY, Capture, ChatEnd, call_row
+from voxkeep.call.capture import BASELINE_KEY, Capture, ChatEnd
 from voxkeep.call.context import Budget
 from voxkeep.call.resume import Loaded, load
 from voxkeep.call.state import CallState
@@ -24,7 +24,7 @@ from voxkeep.core import metrics
 from voxkeep.core.errors import StoreUnavailable, VoxkeepError
 from voxkeep.core.ids import continuation_ids, new_call_id
 from voxkeep.prosody.baseline import Baseline
-from voxkeep.store.base import Store
+from voxkeep.store.base import Hold, LostHold, Store
 from voxkeep.store.records import Chat
 
 log = structlog.get_logger(__name__)
@@ -64,7 +64,7 @@ class ChatSwitcher:
         self.started = ChatStarted(state.chat_id, resumed=False, message_count=0)
         """The newest `chat.started`: what the caller's app is told when it attaches."""
         self.switching = False
-        self._probe: asyncio.Task[bool] | None = None
+        self._probe: asyncio.Task[Hold] | None = None
 
     @property
     def chat_id(self) -> str:
@@ -91,7 +91,7 @@ class ChatSwitcher:
                         owner, ended_since=time.time() - window_s
                     )
                 if chat is not None:
-                    call = call_row(self._state, chat.id, call_id, time.time())
+                    call = self._capture.call_row(chat.id, call_id, time.time())
                     chat = await self._store.claim_chat(call, owner=owner)
         except (TimeoutError, VoxkeepError) as exc:  # NotFound, or the store slow or down
             chat = None
@@ -139,7 +139,7 @@ class ChatSwitcher:
                 return None, chat.message_count, len(in_context)
             await self._store_takes_writes()
             old = await self._leave("switched")
-            call = call_row(self._state, chat_id, new_call_id(), time.time())
+            call = self._capture.call_row(chat_id, new_call_id(), time.time())
             try:
                 chat = await self._store.claim_chat(call, owner=owner)
             except BaseException:  # the store failed under us: the call never goes chat-less
@@ -153,19 +153,19 @@ class ChatSwitcher:
         finally:
             self.switching = False
 
-    def taken_over(self, call_id: str) -> None:
-        """The call row `call_id` lost its chat to a newer call of the caller (seen at a write
-        or a heartbeat): go on in the call's continuation chat, where the store files whatever
-        the call said after the take-over (docs/resume.md). The LLM context stays: for the
-        person on this call the conversation simply goes on."""
+    def lost(self, call_id: str, how: LostHold) -> None:
+        """The call row `call_id` lost its chat (seen at a write or a heartbeat): to a newer call
+        of the caller, or deleted under it. Go on in the call's continuation chat, where the
+        store files whatever the call said after that (docs/resume.md). The LLM context stays:
+        for the person on this call the conversation simply goes on."""
         if call_id != self._state.call_id:
             return  # already moved on
         old = self._state.chat_id
         chat_id, continuation = continuation_ids(call_id)
         self._state.enter(chat_id, continuation, self._state.baseline)
         self._capture.start_chat(continues=old)
-        log.warning("chat.lost_to_another_call", old_chat_id=old, chat_id=chat_id)
-        self._started(ChatStarted(self._state.chat_id, False, 0, reason="taken_over"), old)
+        log.warning("chat.lost", old_chat_id=old, chat_id=chat_id, how=how)
+        self._started(ChatStarted(self._state.chat_id, False, 0, reason=how), old)
 
     async def _resume(self, chat: Chat, call_id: str, deadline: float) -> Loaded:
         """Make the claimed `chat` the call's chat, its history in the LLM context."""
@@ -233,7 +233,7 @@ def _outcome(resumed: bool, why: str | None) -> tuple[str, str]:
     return "refused", why
 
 
-def _settled(probe: asyncio.Task[bool]) -> None:
+def _settled(probe: asyncio.Task[Hold]) -> None:
     """A probe's outcome is read whether or not anyone still waits for it."""
     if not probe.cancelled() and probe.exception() is not None:
         log.info("switch.probe_failed", error=type(probe.exception()).__name__)

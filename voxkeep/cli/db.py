@@ -127,6 +127,7 @@ async def sweep(store: Store, args: argparse.Namespace) -> int:
             ("a dry run, nothing changed; the sweep would leave " if args.dry_run else "")
             + f"{swept.chats_lost} chat(s) marked lost, {swept.chats_deleted} empty chat(s) "
             f"deleted, {swept.calls_lost} call(s) ended, {swept.retention_deleted} chat(s) past "
-            f"retention deleted, {swept.events_expired} webhook event(s) expired"
+            f"retention deleted, {swept.events_expired} webhook event(s) expired, "
+            f"{swept.chats_waiting} empty chat(s) waiting for a journal"
         )
     return 0

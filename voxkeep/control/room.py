@@ -21,7 +21,8 @@ MAX_CHAT_ID_CHARS = 64
 @dataclass(frozen=True, slots=True)
 class ChatStarted:
     """The `chat.started` event (docs/control.md). `reason` says why a requested chat was not
-    resumed (`not_found`, `unavailable`, `timeout`) or why the call moved on (`taken_over`)."""
+    resumed (`not_found`, `unavailable`, `timeout`) or why the call moved on (`taken_over`,
+    `deleted`)."""
 
     chat_id: str
     resumed: bool

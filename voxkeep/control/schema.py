@@ -193,7 +193,7 @@ class ChatStarted(_Message):
     chat_id: str
     resumed: bool
     message_count: int
-    reason: Literal["not_found", "unavailable", "timeout", "taken_over"] | None = None
+    reason: Literal["not_found", "unavailable", "timeout", "taken_over", "deleted"] | None = None
 
 
 Reply = Annotated[

@@ -49,6 +49,14 @@ class TakenOver(VoxkeepError):
     code = "taken_over"
 
 
+class ChatDeleted(TakenOver):
+    """The call's chat was deleted under it (from another device, an erasure, an operator):
+    the call goes on in its continuation chat, where a message whose write fails with this was
+    stored (docs/resume.md)."""
+
+    code = "deleted"
+
+
 class StoreError(VoxkeepError):
     code = "internal"
 

@@ -38,6 +38,8 @@ class Sweep:
     """Ended chats past the retention period, deleted."""
     events_expired: int = 0
     """Webhook events nobody could be given in time, dropped."""
+    chats_waiting: int = 0
+    """Active chats nobody spoke in, kept while a journal may still hold their words."""
 
 
 async def sweep(
@@ -67,12 +69,15 @@ async def sweep(
     if event_max_age_s is not None:
         cutoff = now - event_max_age_s
         expired = await store.expire_events(created_before=cutoff, dry_run=dry_run)
-    done = Sweep(swept.calls_lost, swept.chats_lost, swept.chats_deleted, retention, expired)
+    done = Sweep(
+        swept.calls_lost, swept.chats_lost, swept.chats_deleted, retention, expired,
+        swept.chats_waiting,
+    )  # fmt: skip
     if dry_run:
         return done
     counts = {name: getattr(done, name) for name in Sweep.__dataclass_fields__}
     for action, count in counts.items():
-        if count:
+        if count and action != "chats_waiting":  # (a state, not something done)
             metrics.SWEEPER.labels(action=action).inc(count)
     if any(counts.values()):
         log.info("sweep.done", **counts)

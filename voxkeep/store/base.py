@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 from voxkeep.store.records import (
     Chat,
@@ -76,6 +76,13 @@ class SchemaStatus:
         return None
 
 
+LostHold = Literal["taken_over", "deleted"]
+"""How a call lost its chat: another call of the caller took it over, or it was deleted under
+it (by the caller's app from another device, an erasure, an operator)."""
+Hold = Literal["held", "taken_over", "deleted"]
+"""What a heartbeat learns: the call still holds its chat, or how it lost it."""
+
+
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     """What one `write` did. Replayed records count in neither list: they were already there."""
@@ -83,9 +90,9 @@ class WriteResult:
     inserted: int
     orphaned: list[str] = field(default_factory=list)
     """Ids of messages whose chat no longer exists (deleted by its owner): not written."""
-    moved: list[str] = field(default_factory=list)
-    """Ids of messages made after their call lost the chat to another call (docs/resume.md):
-    written to the call's continuation chat instead."""
+    moved: dict[str, LostHold] = field(default_factory=dict)
+    """Messages made after their call lost the chat (docs/resume.md), by id, with how the call
+    lost it: written to the call's continuation chat instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,9 @@ class Swept:
     calls_lost: int
     chats_lost: int
     chats_deleted: int
+    chats_waiting: int = 0
+    """Chats with no user message left active, not deleted: a journal one of their calls wrote
+    through may still hold their words (docs/store.md)."""
 
 
 class ChatStore(Protocol):
@@ -168,8 +178,9 @@ class CallHolding(Protocol):
         Raises NotFound as `get_chat` does, changing nothing."""
         ...
 
-    async def heartbeat(self, call_id: str, *, at: float) -> bool:
-        """Refresh a live call's row; False once another call has taken its chat over."""
+    async def heartbeat(self, call_id: str, *, at: float) -> Hold:
+        """Refresh a live call's row: "held"; or how it lost its chat, once another call took it
+        over or it was deleted."""
         ...
 
 
@@ -178,8 +189,9 @@ class Sweeping(Protocol):
 
     async def sweep(self, *, stale_before: float, dry_run: bool = False) -> Swept:
         """End calls that stopped heartbeating before `stale_before` and the active chats left
-        behind by them: `interrupted`/`lost`, or deleted when no user message was written.
-        `dry_run`: what it would do, and nothing done."""
+        behind by them: `interrupted`/`lost`, or deleted when no user message was written and
+        no journal their calls wrote through may still hold one. `dry_run`: what it would do,
+        and nothing done."""
         ...
 
 
@@ -204,7 +216,8 @@ class Administration(Protocol):
     async def rename_chat(self, chat_id: str, title: str, *, owner: OwnerScope) -> Chat: ...
 
     async def delete_chat(self, chat_id: str, *, owner: OwnerScope) -> None:
-        """Delete a chat with its calls, messages and search entries."""
+        """Delete a chat with its calls, messages and search entries. A call still holding it
+        ends `deleted` and goes on in its continuation chat (docs/resume.md)."""
         ...
 
     async def search(self, query: str, *, owner: OwnerScope, limit: int = 20) -> list[SearchHit]:
@@ -224,7 +237,8 @@ class Administration(Protocol):
     async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
         """Erase a person (docs/operations.md, erasure): delete every chat of `owner` but `keep`
         (the empty chat their call goes on in), with its calls, messages and search entries,
-        then `purge`. How many chats were deleted."""
+        then `purge`. How many chats were deleted. Calls still holding them go on as after
+        `delete_chat`."""
         ...
 
     async def purge(self) -> None:

@@ -15,6 +15,7 @@ import fcntl
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from voxkeep.core import metrics
@@ -46,9 +47,18 @@ class Journal:
         metrics.journal_bytes().inc(size)
         self._backlog = (self._backlog[0] + records, self._backlog[1] + size)
 
+    @property
+    def id(self) -> str:
+        """The journal's name, as the store knows it (`journals`)."""
+        return journal_id(self.path)
+
     @classmethod
-    def open(cls, folder: str | os.PathLike[str]) -> Journal:
-        """Create this process's journal, first adopting what dead writers left behind."""
+    def open(
+        cls, folder: str | os.PathLike[str], closed: Callable[[str], bytes] | None = None
+    ) -> Journal:
+        """Create this process's journal, first adopting what dead writers left behind: each
+        one's complete lines, followed by `closed(its id)` (the line that, once replayed, says
+        all of that journal is in the store), in one append."""
         directory = Path(folder)
         directory.mkdir(parents=True, exist_ok=True)
         name = f"{os.getpid()}-{secrets.token_hex(4)}"
@@ -58,11 +68,11 @@ class Journal:
         journal = cls(path, fd, unread=0)
         for orphan in sorted(directory.glob("journal-*.jsonl")):
             if orphan != path:
-                journal._adopt(orphan)
+                journal._adopt(orphan, closed)
         _remove_stale(directory)
         return journal
 
-    def _adopt(self, orphan: Path) -> None:
+    def _adopt(self, orphan: Path, closed: Callable[[str], bytes] | None) -> None:
         try:
             fd = os.open(orphan, os.O_RDONLY)
         except FileNotFoundError:
@@ -75,6 +85,8 @@ class Journal:
             if not _names(orphan, fd):
                 return  # adopted and removed meanwhile, or replaced by its writer's prepend
             lines = _complete_lines(fd)
+            if lines and closed is not None:
+                lines.append(closed(journal_id(orphan)))
             if lines:
                 self.append(lines)
             orphan.unlink()
@@ -137,6 +149,10 @@ class Journal:
         if remove and self.unread == 0:
             self.path.unlink(missing_ok=True)
         os.close(self._fd)
+
+
+def journal_id(path: Path) -> str:
+    return path.name.removeprefix("journal-").removesuffix(".jsonl")
 
 
 def _locked(path: Path, flags: int) -> int:

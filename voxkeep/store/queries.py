@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from voxkeep.core.errors import InvalidInput
 from voxkeep.core.ids import continuation_ids
+from voxkeep.store.base import Swept
 from voxkeep.store.records import Chat, ChatPage, Message, MessagePage, NewMessage, default_title
 
 RESUMABLE_ENDS = ("hangup", "lost", "shutdown")
@@ -75,7 +76,8 @@ class Appended:
     live: list[tuple[NewMessage, int]] = field(default_factory=list)
     """The messages to insert, each with its seq (and its chat: moved ones carry their new one)."""
     orphaned: list[str] = field(default_factory=list)
-    moved: list[str] = field(default_factory=list)
+    moved: dict[str, str] = field(default_factory=dict)
+    """Moved messages: id → the call that had lost its chat."""
     continued: dict[str, tuple[str, float]] = field(default_factory=dict)
     """The continuation chats moved messages go to: id → (the chat it continues, created at).
     The backend creates those that do not exist yet, in this order, before inserting."""
@@ -114,29 +116,30 @@ def append(
     """Number a batch, in batch order: each new message gets its chat's next seq. A message
     whose chat is gone is orphaned; one already stored (a replay) takes no number; one made
     after its call lost the chat to another call is moved to that call's continuation chat
-    (`continuation_ids`), followed through further take-overs. `lost_at`: call id → when it
-    lost its chat, by the database's clock, for the calls of the batch and their
-    continuations; `offset`: the database's clock minus the clock of the messages'
-    `created_at`. `last_seq` holds every existing chat the batch may touch."""
+    (`continuation_ids`), followed through further take-overs; one said before its chat was
+    deleted under its call goes with the chat. `lost_at`: call id → when it lost its chat, by
+    the database's clock, for the calls of the batch and their continuations; `offset`: the
+    database's clock minus the clock of the messages' `created_at`. `last_seq` holds every
+    existing chat the batch may touch."""
     out, seqs, seen = Appended(), dict(last_seq), set(stored)
     for m in messages:
-        if m.chat_id not in seqs:
-            out.orphaned.append(m.id)
-            continue
         if m.id in seen:
             continue
-        hops = 0
+        hops, call_id = 0, m.call_id
         while m.call_id is not None and m.created_at + offset > lost_at.get(m.call_id, math.inf):
-            if hops == MAX_CONTINUATIONS:
-                break
+            chat_id, next_call = continuation_ids(m.call_id)
+            if hops == MAX_CONTINUATIONS or (chat_id not in seqs and m.chat_id not in seqs):
+                break  # (nothing to continue from: that chat was deleted)
             hops += 1
-            chat_id, call_id = continuation_ids(m.call_id)
             if chat_id not in seqs:
                 seqs[chat_id] = 0
                 out.continued[chat_id] = (m.chat_id, m.created_at)
-            m = m.model_copy(update={"chat_id": chat_id, "call_id": call_id})
+            m = m.model_copy(update={"chat_id": chat_id, "call_id": next_call})
+        if m.chat_id not in seqs:  # deleted, and said before it was (or no call to follow)
+            out.orphaned.append(m.id)
+            continue
         if hops:
-            out.moved.append(m.id)
+            out.moved[m.id] = call_id or ""
         seen.add(m.id)
         seqs[m.chat_id] += 1
         out.live.append((m, seqs[m.chat_id]))
@@ -144,6 +147,40 @@ def append(
         if m.role == "user" and m.content and m.content.strip():
             out.titles.setdefault(m.chat_id, default_title(m.content))
     return out
+
+
+@dataclass
+class SweepPlan:
+    """What one sweep does to the stale chats it found (both backends, same rules)."""
+
+    lost: dict[str, float]
+    """Chats someone spoke in: ended `interrupted`/`lost`, at the last moment known alive."""
+    empty: list[str]
+    """Chats with no user message and no journal that may still hold one: deleted."""
+    waiting: int
+    """Chats with no user message, left active while a journal may still hold one."""
+
+    def result(self, calls_lost: int) -> Swept:
+        return Swept(
+            calls_lost=calls_lost, chats_lost=len(self.lost), chats_deleted=len(self.empty),
+            chats_waiting=self.waiting,
+        )  # fmt: skip
+
+
+def swept(stale: Iterable[tuple[str, bool, float, bool]], cutoff: float) -> SweepPlan:
+    """The sweep of chats nobody holds that were not updated since `cutoff`: each as (id, has
+    a user message, the last moment known alive, a journal of its calls is still open)."""
+    plan = SweepPlan({}, [], 0)
+    for chat_id, spoke, alive_until, journaled in stale:
+        if alive_until >= cutoff:
+            continue
+        if spoke:
+            plan.lost[chat_id] = alive_until
+        elif journaled:
+            plan.waiting += 1
+        else:
+            plan.empty.append(chat_id)
+    return plan
 
 
 def resumable(newest: Chat | None, ended_since: float) -> Chat | None:

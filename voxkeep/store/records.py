@@ -191,6 +191,8 @@ class NewCall(_Record):
     job_id: str | None = None
     participant: str | None = None
     started_at: float
+    journal: str | None = None
+    """The journal of the writer the call writes through (`JournalOpened`)."""
 
 
 class CallEnded(_Record):
@@ -223,8 +225,34 @@ class MessageMeasured(_Record):
     ended_at: float | None = None
 
 
+class JournalOpened(_Record):
+    """A writer's journal file (docs/store.md), the writer's first record: while its row stands,
+    records of its calls may still be in the file, and the sweeper deletes none of their chats."""
+
+    kind: Literal["journal_opened"] = "journal_opened"
+    id: str = Field(min_length=1, max_length=64)
+    host: str = Field(max_length=256)
+    pid: int
+    opened_at: float
+
+
+class JournalClosed(_Record):
+    """Every record of journal `id` is in the store: its row goes. The writer's last record, and
+    the line a writer puts after a dead writer's lines it adopts."""
+
+    kind: Literal["journal_closed"] = "journal_closed"
+    id: str = Field(min_length=1, max_length=64)
+
+
 Record = Annotated[
-    NewChat | NewMessage | NewCall | CallEnded | ChatMetadataSet | MessageMeasured,
+    NewChat
+    | NewMessage
+    | NewCall
+    | CallEnded
+    | ChatMetadataSet
+    | MessageMeasured
+    | JournalOpened
+    | JournalClosed,
     Field(discriminator="kind"),
 ]
 

@@ -20,7 +20,9 @@ import asyncio
 import contextlib
 import errno
 import itertools
+import os
 import random
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -33,16 +35,17 @@ import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from voxkeep.core import metrics
-from voxkeep.core.errors import DiskFull, StoreError, StoreUnavailable, TakenOver
-from voxkeep.store.base import Store
+from voxkeep.core.errors import ChatDeleted, DiskFull, StoreError, StoreUnavailable, TakenOver
+from voxkeep.store.base import LostHold, Store
 from voxkeep.store.journal import Journal
-from voxkeep.store.records import Record
+from voxkeep.store.records import JournalClosed, JournalOpened, Record
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 _RECORD: TypeAdapter[Record] = TypeAdapter(Record)
 PERMANENT_ATTEMPTS = 3
+_LOST: dict[LostHold, type[TakenOver]] = {"taken_over": TakenOver, "deleted": ChatDeleted}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +98,22 @@ class Writer:
         cls, store: Store, journal_dir: str | Path, opts: WriterOptions | None = None
     ) -> Writer:
         io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voxkeep-journal")
-        journal = await asyncio.get_running_loop().run_in_executor(io, Journal.open, journal_dir)
-        return cls(store, journal, io, opts or WriterOptions())
+        journal = await asyncio.get_running_loop().run_in_executor(
+            io, Journal.open, journal_dir, _closed_line
+        )
+        writer = cls(store, journal, io, opts or WriterOptions())
+        # First, before any record of a call: while this row stands, the sweeper deletes no
+        # chat of the calls writing through this journal (docs/store.md).
+        opened = JournalOpened(
+            id=journal.id, host=socket.gethostname(), pid=os.getpid(), opened_at=time.time()
+        )
+        writer.submit(opened)
+        return writer
+
+    @property
+    def journal_id(self) -> str:
+        """The journal this writer spills to: each call row names it (`NewCall.journal`)."""
+        return self._journal.id
 
     # --- the caller's side ----------------------------------------------------------------
 
@@ -143,6 +160,7 @@ class Writer:
         """Commit what can be committed within `close_timeout_s`; journal the rest; close."""
         if self._closing:
             return
+        self.submit(JournalClosed(id=self._journal.id))  # the last record: journaled if need be
         self._closing = True
         self._wake.set()
         try:
@@ -207,9 +225,9 @@ class Writer:
             for p in batch:
                 if p.future.done():
                     continue
-                if moved and p.record.ref in moved:
+                if moved and (how := moved.get(p.record.ref)) is not None:
                     # stored in the call's continuation chat: the call moves there too
-                    p.future.set_exception(TakenOver("the chat was taken over by another call"))
+                    p.future.set_exception(_LOST[how]())
                 else:
                     p.future.set_result(None)
             log.debug(
@@ -298,7 +316,7 @@ class Writer:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _commit(self, records: list[Record]) -> set[str]:
+    async def _commit(self, records: list[Record]) -> dict[str, LostHold]:
         """Commit `records` in one transaction, retrying transient errors until it succeeds;
         the ids of the messages moved to their call's continuation chat because the call had
         lost its chat (the same rule for records replayed from the journal). A batch that fails
@@ -314,13 +332,13 @@ class Writer:
                     kind=records[0].kind,
                     attempts=PERMANENT_ATTEMPTS,
                 )
-                return set()
-            moved: set[str] = set()
+                return {}
+            moved: dict[str, LostHold] = {}
             for record in records:
                 moved |= await self._commit([record])
             return moved
 
-    async def _write_retrying(self, records: list[Record]) -> set[str]:
+    async def _write_retrying(self, records: list[Record]) -> dict[str, LostHold]:
         delay = self._opts.retry_initial_s
         permanent_failures = 0
         while True:
@@ -348,9 +366,14 @@ class Writer:
                     log.warning(
                         "message.discarded", reason="chat_deleted", count=len(result.orphaned)
                     )
-                return set(result.moved)
+                return result.moved
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._opts.retry_max_s)
+
+
+def _closed_line(journal: str) -> bytes:
+    """The line put after a dead writer's lines: replayed, it says all of them are in."""
+    return JournalClosed(id=journal).model_dump_json().encode()
 
 
 def _encode(records: list[Record]) -> list[bytes]:

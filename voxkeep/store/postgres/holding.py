@@ -3,13 +3,16 @@ resume, the heartbeat, and the sweeper. The chat's row lock makes two claims tak
 
 from __future__ import annotations
 
+from typing import get_args
+
 import asyncpg
 import structlog
 
 from voxkeep.core import metrics
 from voxkeep.core.errors import NotFound
+from voxkeep.core.ids import continuation_ids
 from voxkeep.store import queries
-from voxkeep.store.base import ANY_OWNER, OwnerScope, Swept
+from voxkeep.store.base import ANY_OWNER, Hold, LostHold, OwnerScope, Swept
 from voxkeep.store.postgres.reads import PostgresReads
 from voxkeep.store.postgres.rows import chat_from_row
 from voxkeep.store.queries import CHAT_COLUMNS
@@ -19,28 +22,57 @@ log = structlog.get_logger(__name__)
 
 TAKEN_OVER = "taken_over"
 _INSERT_CALL = (
-    "INSERT INTO calls (id, chat_id, room, job_id, participant, started_at, heartbeat_at)"
-    " SELECT $1, $2, $3, $4, $5, $6, $6 WHERE EXISTS (SELECT 1 FROM chats WHERE id = $2)"
-    " ON CONFLICT (id) DO NOTHING"
+    "INSERT INTO calls (id, chat_id, room, job_id, participant, started_at, heartbeat_at,"
+    " journal) SELECT $1, $2, $3, $4, $5, $6, $6, $7"
+    " WHERE EXISTS (SELECT 1 FROM chats WHERE id = $2) ON CONFLICT (id) DO NOTHING"
 )
+_CONTINUE_EMPTY = (
+    "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
+    " SELECT $1, owner, agent_name, 'active', $2, $2, '{\"v\": 1}'::jsonb FROM chats"
+    " WHERE id = $3 ON CONFLICT (id) DO NOTHING"
+)
+_DB_NOW = "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8"
 
 
 def call_params(c: NewCall) -> tuple[object, ...]:
-    return (c.id, c.chat_id, c.room, c.job_id, c.participant, c.started_at)
+    return (c.id, c.chat_id, c.room, c.job_id, c.participant, c.started_at, c.journal)
 
 
 async def insert_calls(conn: asyncpg.Connection, calls: list[NewCall]) -> None:
     await conn.executemany(_INSERT_CALL, [call_params(c) for c in calls])
 
 
-async def taken_over_at(conn: asyncpg.Connection, call_ids: set[str]) -> dict[str, float]:
+async def lost_at(
+    conn: asyncpg.Connection, call_ids: set[str]
+) -> dict[str, tuple[float, LostHold]]:
+    """See `lost_at` in `voxkeep/store/sqlite/holding.py`."""
     if not call_ids:
         return {}
     rows = await conn.fetch(
-        "SELECT id, ended_at FROM calls WHERE id = ANY($1::text[]) AND end_reason = $2",
-        list(call_ids), TAKEN_OVER,
+        "SELECT id, ended_at, end_reason FROM calls WHERE id = ANY($1::text[])"
+        " AND end_reason = ANY($2::text[])",
+        list(call_ids), list(get_args(LostHold)),
     )  # fmt: skip
-    return {row[0]: row[1] for row in rows}
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+async def rehome_live_calls(conn: asyncpg.Connection, doomed: list[str]) -> None:
+    """See `rehome_live_calls` in `voxkeep/store/sqlite/holding.py`."""
+    live = await conn.fetch(
+        "SELECT id, chat_id FROM calls WHERE ended_at IS NULL AND chat_id = ANY($1::text[])"
+        " ORDER BY id FOR UPDATE",
+        doomed,
+    )
+    if not live:
+        return
+    now = await conn.fetchval(_DB_NOW)
+    for call_id, chat_id in live:
+        continuation, _ = continuation_ids(call_id)
+        await conn.execute(_CONTINUE_EMPTY, continuation, now, chat_id)
+        await conn.execute(
+            "UPDATE calls SET ended_at = $1, end_reason = 'deleted' WHERE id = $2", now, call_id
+        )
+        await conn.execute("UPDATE calls SET chat_id = $1 WHERE id = $2", continuation, call_id)
 
 
 async def _claim_chat(conn: asyncpg.Connection, call: NewCall, owner: str | None) -> int:
@@ -49,7 +81,7 @@ async def _claim_chat(conn: asyncpg.Connection, call: NewCall, owner: str | None
     found = await conn.fetchval("SELECT owner FROM chats WHERE id = $1 FOR UPDATE", call.chat_id)
     if found is None or (owner is not None and found != owner):
         raise NotFound("no such chat")
-    at = await conn.fetchval("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
+    at = await conn.fetchval(_DB_NOW)
     taken = await conn.execute(
         "UPDATE calls SET ended_at = $1, end_reason = $2"
         " WHERE chat_id = $3 AND ended_at IS NULL AND id != $4",
@@ -64,13 +96,14 @@ async def _claim_chat(conn: asyncpg.Connection, call: NewCall, owner: str | None
     return int(taken.rsplit(" ", 1)[-1])
 
 
-async def _heartbeat(conn: asyncpg.Connection, call_id: str, at: float) -> bool:
+async def _heartbeat(conn: asyncpg.Connection, call_id: str, at: float) -> Hold:
     changed = await conn.execute(
         "UPDATE calls SET heartbeat_at = $1 WHERE id = $2 AND ended_at IS NULL", at, call_id
     )
     if changed != "UPDATE 0":
-        return True
-    return not await taken_over_at(conn, {call_id})
+        return "held"
+    lost = await lost_at(conn, {call_id})
+    return lost[call_id][1] if lost else "held"
 
 
 async def _sweep(conn: asyncpg.Connection, cutoff: float) -> Swept:
@@ -83,23 +116,21 @@ async def _sweep(conn: asyncpg.Connection, cutoff: float) -> Swept:
     stale = await conn.fetch(
         "SELECT c.id, EXISTS (SELECT 1 FROM messages m WHERE m.chat_id = c.id AND m.role = 'user'),"
         " GREATEST(c.updated_at, COALESCE((SELECT MAX(heartbeat_at) FROM calls k"
-        "   WHERE k.chat_id = c.id), 0))"
+        "   WHERE k.chat_id = c.id), 0)),"
+        " EXISTS (SELECT 1 FROM calls k JOIN journals j ON j.id = k.journal"
+        "   WHERE k.chat_id = c.id)"
         " FROM chats c WHERE c.status = 'active' AND c.updated_at < $1"
         " AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.chat_id = c.id AND k.ended_at IS NULL)"
         " ORDER BY c.id FOR UPDATE OF c",
         cutoff,
     )
-    stale = [row for row in stale if row[2] < cutoff]
-    lost = [(row[2], row[0]) for row in stale if row[1]]
-    empty = [(row[0],) for row in stale if not row[1]]
+    rules = queries.swept([(row[0], row[1], row[2], row[3]) for row in stale], cutoff)
     await conn.executemany(
         "UPDATE chats SET status = 'interrupted', end_reason = 'lost', ended_at = $1 WHERE id = $2",
-        lost,
+        [(last, chat_id) for chat_id, last in rules.lost.items()],
     )
-    await conn.executemany("DELETE FROM chats WHERE id = $1", empty)
-    return Swept(
-        calls_lost=int(calls.rsplit(" ", 1)[-1]), chats_lost=len(lost), chats_deleted=len(empty)
-    )
+    await conn.executemany("DELETE FROM chats WHERE id = $1", [(c,) for c in rules.empty])
+    return rules.result(int(calls.rsplit(" ", 1)[-1]))
 
 
 class PostgresHolding(PostgresReads):
@@ -122,7 +153,7 @@ class PostgresHolding(PostgresReads):
             metrics.TAKEOVERS.labels(backend="postgres").inc(taken)
         return await self.get_chat(call.chat_id, owner=owner)
 
-    async def heartbeat(self, call_id: str, *, at: float) -> bool:
+    async def heartbeat(self, call_id: str, *, at: float) -> Hold:
         return await self._transaction(lambda conn: _heartbeat(conn, call_id, at))
 
     async def sweep(self, *, stale_before: float, dry_run: bool = False) -> Swept:

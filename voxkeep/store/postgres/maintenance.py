@@ -13,6 +13,7 @@ from voxkeep.core.errors import InvalidInput, StoreError
 from voxkeep.store.base import ANY_OWNER, OwnerScope
 from voxkeep.store.postgres.connection import mapped, owner_clause
 from voxkeep.store.postgres.schema import PostgresSchema
+from voxkeep.store.postgres.writes import delete_chats
 from voxkeep.store.records import StoreStats
 
 PURGE_TIMEOUT_S = 600.0  # VACUUM reads whole tables
@@ -65,9 +66,8 @@ class PostgresMaintenance(PostgresSchema):
 
     async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
         where, params = _doomed(owner, None, first=2)
-        deleted = await self._changed(
-            f"DELETE FROM chats WHERE {where} AND id IS DISTINCT FROM $1", keep, *params
-        )
+        doomed = f"{where} AND id IS DISTINCT FROM $1"
+        deleted = await self._transaction(lambda conn: delete_chats(conn, doomed, keep, *params))
         await self.purge()
         return deleted
 

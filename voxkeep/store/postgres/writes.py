@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import asyncpg
 
 from voxkeep.core.errors import InvalidInput, NotFound, TakenOver
 from voxkeep.store import queries
-from voxkeep.store.base import OwnerScope, WriteResult
+from voxkeep.store.base import LostHold, OwnerScope, WriteResult
 from voxkeep.store.postgres.connection import owner_clause
-from voxkeep.store.postgres.holding import TAKEN_OVER, insert_calls, taken_over_at
+from voxkeep.store.postgres.holding import TAKEN_OVER, insert_calls, lost_at, rehome_live_calls
 from voxkeep.store.postgres.reads import PostgresReads
 from voxkeep.store.postgres.rows import INSERT_MESSAGE, message_to_row
 from voxkeep.store.records import (
@@ -22,6 +23,8 @@ from voxkeep.store.records import (
     ChatMetadataSet,
     ChatStatus,
     EndReason,
+    JournalClosed,
+    JournalOpened,
     MessageMeasured,
     NewCall,
     NewChat,
@@ -63,6 +66,13 @@ async def write_records(
     chats = [r for r in records if isinstance(r, NewChat)]
     calls = [r for r in records if isinstance(r, NewCall)]
     messages = [r for r in records if isinstance(r, NewMessage)]
+    journals = [r for r in records if isinstance(r, JournalOpened)]
+    if journals:
+        await conn.executemany(
+            "INSERT INTO journals (id, host, pid, opened_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT DO NOTHING",
+            [(r.id, r.host, r.pid, r.opened_at) for r in journals],
+        )
     if chats:
         await conn.executemany(
             _INSERT_CHAT,
@@ -95,26 +105,38 @@ async def write_records(
                 " ended_at = COALESCE(ended_at, $3) WHERE id = $4",
                 r.json_texts()["prosody"], r.started_at, r.ended_at, r.message_id,
             )  # fmt: skip
+        elif isinstance(r, JournalClosed):
+            await conn.execute("DELETE FROM journals WHERE id = $1", r.id)
     return result
+
+
+async def delete_chats(conn: asyncpg.Connection, where: str, *params: Any) -> int:
+    """See `delete_chats` in `voxkeep/store/sqlite/writes.py`; `where`'s parameters are
+    numbered from $1."""
+    doomed = [
+        row[0]
+        for row in await conn.fetch(f"SELECT id FROM chats WHERE {where} FOR UPDATE", *params)
+    ]
+    await rehome_live_calls(conn, doomed)
+    deleted = await conn.execute("DELETE FROM chats WHERE id = ANY($1::text[])", doomed)
+    return int(deleted.rsplit(" ", 1)[-1])
 
 
 async def _lost_calls(
     conn: asyncpg.Connection, call_ids: set[str]
-) -> tuple[dict[str, float], set[str]]:
+) -> tuple[dict[str, tuple[float, LostHold]], set[str]]:
     """See `_lost_calls` in `voxkeep/store/sqlite/writes.py`."""
-    lost = await taken_over_at(conn, call_ids)
+    lost = await lost_at(conn, call_ids)
     chats, continuations = queries.chains(lost)
-    lost.update(await taken_over_at(conn, continuations))
+    lost.update(await lost_at(conn, continuations))
     return lost, chats
 
 
 async def _write_messages(
     conn: asyncpg.Connection, messages: list[NewMessage], clock: Callable[[], float]
 ) -> WriteResult:
-    lost_at, continuation_chats = await _lost_calls(
-        conn, {m.call_id for m in messages if m.call_id}
-    )
-    offset = await _clock_offset(conn, clock) if lost_at else 0.0
+    lost, continuation_chats = await _lost_calls(conn, {m.call_id for m in messages if m.call_id})
+    offset = await _clock_offset(conn, clock) if lost else 0.0
     last_seq = await _lock_chats(conn, {m.chat_id for m in messages} | continuation_chats)
     stored = {
         row[0]
@@ -122,7 +144,9 @@ async def _write_messages(
             "SELECT id FROM messages WHERE id = ANY($1::text[])", [m.id for m in messages]
         )
     }
-    batch = queries.append(messages, last_seq, stored, lost_at, offset)
+    batch = queries.append(
+        messages, last_seq, stored, {k: at for k, (at, _) in lost.items()}, offset
+    )
     if batch.continued:
         await conn.executemany(
             _CONTINUE_CHAT,
@@ -138,7 +162,8 @@ async def _write_messages(
             " WHERE c.id = u.id",
             touched, [batch.newest[c] for c in touched], [batch.titles.get(c) for c in touched],
         )  # fmt: skip
-    return WriteResult(inserted=len(batch.live), orphaned=batch.orphaned, moved=batch.moved)
+    moved = {m: lost[call_id][1] for m, call_id in batch.moved.items()}
+    return WriteResult(inserted=len(batch.live), orphaned=batch.orphaned, moved=moved)
 
 
 async def _clock_offset(conn: asyncpg.Connection, clock: Callable[[], float]) -> float:
@@ -222,5 +247,6 @@ class PostgresWrites(PostgresReads):
 
     async def delete_chat(self, chat_id: str, *, owner: OwnerScope) -> None:
         clause, params = owner_clause(owner, "owner", 2)
-        if not await self._changed(f"DELETE FROM chats WHERE id = $1{clause}", chat_id, *params):
+        where = f"id = $1{clause}"
+        if not await self._transaction(lambda conn: delete_chats(conn, where, chat_id, *params)):
             raise NotFound("no such chat")

@@ -7,13 +7,15 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
+from typing import get_args
 
 import structlog
 
 from voxkeep.core import metrics
 from voxkeep.core.errors import NotFound
+from voxkeep.core.ids import continuation_ids
 from voxkeep.store import queries
-from voxkeep.store.base import ANY_OWNER, OwnerScope, Swept
+from voxkeep.store.base import ANY_OWNER, Hold, LostHold, OwnerScope, Swept
 from voxkeep.store.queries import CHAT_COLUMNS
 from voxkeep.store.records import Chat, NewCall
 from voxkeep.store.sqlite.reads import SqliteReads
@@ -22,16 +24,25 @@ from voxkeep.store.sqlite.rows import chat_from_row
 log = structlog.get_logger(__name__)
 
 TAKEN_OVER = "taken_over"
-_INSERT_CALL = (
-    "INSERT INTO calls (id, chat_id, room, job_id, participant, started_at, heartbeat_at)"
-    " SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM chats WHERE id = ?)"
+_CONTINUE_EMPTY = (
+    "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
+    " SELECT ?, owner, agent_name, 'active', ?, ?, json_object('v', 1) FROM chats WHERE id = ?"
     " ON CONFLICT (id) DO NOTHING"
 )
+_INSERT_CALL = (
+    "INSERT INTO calls (id, chat_id, room, job_id, participant, started_at, heartbeat_at,"
+    " journal) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM chats WHERE id = ?)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+_LOST = ",".join(f"'{how}'" for how in get_args(LostHold))
 
 
 def call_params(c: NewCall) -> tuple[object, ...]:
     """The parameters of `_INSERT_CALL` for one call row (its first heartbeat is its start)."""
-    return (c.id, c.chat_id, c.room, c.job_id, c.participant, c.started_at, c.started_at, c.chat_id)
+    return (
+        c.id, c.chat_id, c.room, c.job_id, c.participant, c.started_at, c.started_at, c.journal,
+        c.chat_id,
+    )  # fmt: skip
 
 
 def insert_calls(conn: sqlite3.Connection, calls: list[NewCall]) -> None:
@@ -62,33 +73,57 @@ def _claim_chat(conn: sqlite3.Connection, call: NewCall, owner: str | None, at: 
     return int(taken)
 
 
-def taken_over_at(conn: sqlite3.Connection, call_ids: set[str]) -> dict[str, float]:
-    """Of `call_ids`, the calls that lost their chat to another call, and when."""
+def lost_at(conn: sqlite3.Connection, call_ids: set[str]) -> dict[str, tuple[float, LostHold]]:
+    """Of `call_ids`, the calls that lost their chat (taken over, or deleted under them): when,
+    by the database's clock, and how."""
     if not call_ids:
         return {}
     marks = ",".join("?" * len(call_ids))
     rows = conn.execute(
-        f"SELECT id, ended_at FROM calls WHERE id IN ({marks}) AND end_reason = ?",
-        (*call_ids, TAKEN_OVER),
+        f"SELECT id, ended_at, end_reason FROM calls WHERE id IN ({marks})"
+        f" AND end_reason IN ({_LOST})",
+        tuple(call_ids),
     ).fetchall()
-    return {row[0]: row[1] for row in rows}
+    return {row[0]: (row[1], row[2]) for row in rows}
 
 
-def _heartbeat(conn: sqlite3.Connection, call_id: str, at: float) -> bool:
-    """Refresh a live call row; False when the call was taken over. A row not written yet (its
+def _heartbeat(conn: sqlite3.Connection, call_id: str, at: float) -> Hold:
+    """Refresh a live call row; or how the call lost its chat. A row not written yet (its
     record still on the way) or ended another way still counts as held: nobody else has it."""
     if conn.execute(
         "UPDATE calls SET heartbeat_at = ? WHERE id = ? AND ended_at IS NULL", (at, call_id)
     ).rowcount:
-        return True
-    return not taken_over_at(conn, {call_id})
+        return "held"
+    lost = lost_at(conn, {call_id})
+    return lost[call_id][1] if lost else "held"
+
+
+def rehome_live_calls(conn: sqlite3.Connection, doomed: str) -> None:
+    """Before the chats `doomed` names (a JSON array of ids) are deleted: each call still
+    holding one ends `deleted` (so its heartbeat and its next write say so), and its row moves to
+    the call's continuation chat, created empty, where the call goes on (docs/resume.md)."""
+    live = conn.execute(
+        "SELECT id, chat_id FROM calls"
+        " WHERE ended_at IS NULL AND chat_id IN (SELECT value FROM json_each(?))",
+        (doomed,),
+    ).fetchall()
+    now = time.time()
+    for call_id, chat_id in live:
+        continuation, _ = continuation_ids(call_id)
+        conn.execute(_CONTINUE_EMPTY, (continuation, now, now, chat_id))
+        conn.execute(
+            "UPDATE calls SET ended_at = ?, end_reason = 'deleted' WHERE id = ?", (now, call_id)
+        )
+        conn.execute("UPDATE calls SET chat_id = ? WHERE id = ?", (continuation, call_id))
 
 
 def _sweep(conn: sqlite3.Connection, cutoff: float) -> Swept:
     """End the call rows that stopped heartbeating before `cutoff` (`lost`), then end the active
     chats nobody holds and nobody wrote to since `cutoff`: `interrupted`/`lost` when someone
-    spoke, deleted when no user message was ever written (docs/store.md). A chat's end is the last
-    moment it was known alive, so the resume window counts from the loss, not from the sweep."""
+    spoke, deleted when no user message was ever written (docs/store.md), unless a journal that
+    one of its calls wrote through may still hold its words (`journals`): then it waits. A
+    chat's end is the last moment it was known alive, so the resume window counts from the
+    loss, not from the sweep."""
     calls = conn.execute(
         "UPDATE calls SET ended_at = COALESCE(heartbeat_at, started_at), end_reason = 'lost'"
         " WHERE ended_at IS NULL AND COALESCE(heartbeat_at, started_at) < ?",
@@ -97,20 +132,20 @@ def _sweep(conn: sqlite3.Connection, cutoff: float) -> Swept:
     stale = conn.execute(
         "SELECT c.id, EXISTS (SELECT 1 FROM messages m WHERE m.chat_id = c.id AND m.role = 'user'),"
         " MAX(c.updated_at, COALESCE((SELECT MAX(heartbeat_at) FROM calls k"
-        "   WHERE k.chat_id = c.id), 0))"
+        "   WHERE k.chat_id = c.id), 0)),"
+        " EXISTS (SELECT 1 FROM calls k JOIN journals j ON j.id = k.journal"
+        "   WHERE k.chat_id = c.id)"
         " FROM chats c WHERE c.status = 'active' AND c.updated_at < ?"
         " AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.chat_id = c.id AND k.ended_at IS NULL)",
         (cutoff,),
     ).fetchall()
-    stale = [row for row in stale if row[2] < cutoff]
-    alive_until = {chat_id: last for chat_id, spoke, last in stale if spoke}
-    empty = [chat_id for chat_id, spoke, _ in stale if not spoke]
+    rules = queries.swept([(row[0], row[1], row[2], row[3]) for row in stale], cutoff)
     conn.executemany(
         "UPDATE chats SET status = 'interrupted', end_reason = 'lost', ended_at = ? WHERE id = ?",
-        [(last, chat_id) for chat_id, last in alive_until.items()],
+        [(last, chat_id) for chat_id, last in rules.lost.items()],
     )
-    conn.executemany("DELETE FROM chats WHERE id = ?", [(chat_id,) for chat_id in empty])
-    return Swept(calls_lost=int(calls), chats_lost=len(alive_until), chats_deleted=len(empty))
+    conn.executemany("DELETE FROM chats WHERE id = ?", [(chat_id,) for chat_id in rules.empty])
+    return rules.result(int(calls))
 
 
 class SqliteHolding(SqliteReads):
@@ -134,7 +169,7 @@ class SqliteHolding(SqliteReads):
             metrics.TAKEOVERS.labels(backend="sqlite").inc(taken)
         return await self.get_chat(call.chat_id, owner=owner)
 
-    async def heartbeat(self, call_id: str, *, at: float) -> bool:
+    async def heartbeat(self, call_id: str, *, at: float) -> Hold:
         return await self._transaction(functools.partial(_heartbeat, call_id=call_id, at=at))
 
     async def sweep(self, *, stale_before: float, dry_run: bool = False) -> Swept:

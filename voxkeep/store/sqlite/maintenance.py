@@ -4,6 +4,7 @@ checks and backups."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 from typing import Any
@@ -19,6 +20,7 @@ from voxkeep.store.sqlite.connection import (
     owner_clause,
 )
 from voxkeep.store.sqlite.schema import SqliteSchema
+from voxkeep.store.sqlite.writes import delete_chats
 
 
 def _truncate_wal(conn: sqlite3.Connection) -> None:
@@ -67,9 +69,10 @@ class SqliteMaintenance(SqliteSchema):
 
     async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
         where, params = _doomed(owner, None)
-        deleted = await self._changed(
-            f"DELETE FROM chats WHERE {where} AND id IS NOT ?", (*params, keep)
+        doomed = functools.partial(
+            delete_chats, where=f"{where} AND id IS NOT ?", params=(*params, keep)
         )
+        deleted = await self._transaction(doomed)
         await self.purge()
         return deleted
 

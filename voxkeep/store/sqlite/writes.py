@@ -12,10 +12,11 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from voxkeep.core.errors import InvalidInput, NotFound, TakenOver
 from voxkeep.store import queries
-from voxkeep.store.base import OwnerScope, WriteResult
+from voxkeep.store.base import LostHold, OwnerScope, WriteResult
 from voxkeep.store.queries import MESSAGE_COLUMNS
 from voxkeep.store.records import (
     CallEnded,
@@ -23,6 +24,8 @@ from voxkeep.store.records import (
     ChatMetadataSet,
     ChatStatus,
     EndReason,
+    JournalClosed,
+    JournalOpened,
     MessageMeasured,
     NewCall,
     NewChat,
@@ -31,7 +34,7 @@ from voxkeep.store.records import (
     check_text,
 )
 from voxkeep.store.sqlite.connection import ROWS_PER_PAGE, owner_clause
-from voxkeep.store.sqlite.holding import TAKEN_OVER, insert_calls, taken_over_at
+from voxkeep.store.sqlite.holding import TAKEN_OVER, insert_calls, lost_at, rehome_live_calls
 from voxkeep.store.sqlite.reads import SqliteReads
 from voxkeep.store.sqlite.rows import message_to_row
 
@@ -43,6 +46,9 @@ _CONTINUE_CHAT = (  # (docs/resume.md: a call that lost its chat goes on in a ch
     "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
     " SELECT ?, owner, agent_name, 'active', ?, ?, json_object('v', 1, 'continues', id)"
     " FROM chats WHERE id = ? ON CONFLICT (id) DO NOTHING"
+)
+_OPEN_JOURNAL = (
+    "INSERT INTO journals (id, host, pid, opened_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _END_CALL = "UPDATE calls SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL"
 _SET_METADATA = "UPDATE chats SET metadata = json_set(metadata, '$.' || ?, json(?)) WHERE id = ?"
@@ -76,6 +82,10 @@ def write_records(
     chats = [r for r in records if isinstance(r, NewChat)]
     messages = [r for r in records if isinstance(r, NewMessage)]
     calls = [r for r in records if isinstance(r, NewCall)]
+    conn.executemany(
+        _OPEN_JOURNAL,
+        [(r.id, r.host, r.pid, r.opened_at) for r in records if isinstance(r, JournalOpened)],
+    )
     if chats:
         conn.executemany(
             _INSERT_CHAT,
@@ -102,15 +112,19 @@ def write_records(
         elif isinstance(r, MessageMeasured):
             measured = (r.json_texts()["prosody"], r.started_at, r.ended_at, r.message_id)
             conn.execute(_SET_MEASURED, measured)
+        elif isinstance(r, JournalClosed):
+            conn.execute("DELETE FROM journals WHERE id = ?", (r.id,))
     return result
 
 
-def _lost_calls(conn: sqlite3.Connection, call_ids: set[str]) -> tuple[dict[str, float], set[str]]:
-    """Which of `call_ids`, and of their continuations, lost their chat, and when; and the
+def _lost_calls(
+    conn: sqlite3.Connection, call_ids: set[str]
+) -> tuple[dict[str, tuple[float, LostHold]], set[str]]:
+    """Which of `call_ids`, and of their continuations, lost their chat, when and how; and the
     continuation chats their messages may move to."""
-    lost = taken_over_at(conn, call_ids)
+    lost = lost_at(conn, call_ids)
     chats, continuations = queries.chains(lost)
-    lost.update(taken_over_at(conn, continuations))
+    lost.update(lost_at(conn, continuations))
     return lost, chats
 
 
@@ -120,7 +134,7 @@ def _write_messages(
     # seq is each chat's next number, given inside this transaction (BEGIN IMMEDIATE makes it
     # exclusive across connections and processes); a replayed id takes no number. A message
     # made after its call lost the chat goes on in the call's continuation chat.
-    lost_at, continuation_chats = _lost_calls(conn, {m.call_id for m in messages if m.call_id})
+    lost, continuation_chats = _lost_calls(conn, {m.call_id for m in messages if m.call_id})
     wanted = json.dumps(sorted({m.chat_id for m in messages} | continuation_chats))
     last_seq: dict[str, int] = dict(
         conn.execute(  # a correlated MAX per chat is an index lookup; GROUP BY would scan
@@ -138,7 +152,7 @@ def _write_messages(
                 f"SELECT id FROM messages WHERE id IN ({_marks(len(ids))})", ids
             )
         )
-    batch = queries.append(messages, last_seq, seen, lost_at, offset)
+    batch = queries.append(messages, last_seq, seen, {k: at for k, (at, _) in lost.items()}, offset)
     conn.executemany(
         _CONTINUE_CHAT,
         [(chat_id, at, at, source) for chat_id, (source, at) in batch.continued.items()],
@@ -155,7 +169,8 @@ def _write_messages(
         "UPDATE chats SET title = ? WHERE id = ? AND title IS NULL",
         [(title, chat_id) for chat_id, title in batch.titles.items()],
     )
-    return WriteResult(inserted=len(rows), orphaned=batch.orphaned, moved=batch.moved)
+    moved = {m: lost[call_id][1] for m, call_id in batch.moved.items()}
+    return WriteResult(inserted=len(rows), orphaned=batch.orphaned, moved=moved)
 
 
 def _close_chat(
@@ -185,6 +200,20 @@ def _close_chat(
         (status, end_reason, at, at, chat_id),
     )
     return True
+
+
+def delete_chats(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> int:
+    """Delete the chats `where` selects, with their calls, messages and search entries; calls
+    still holding one go on in their continuation chats. How many were deleted."""
+    doomed = json.dumps(
+        [row[0] for row in conn.execute(f"SELECT id FROM chats WHERE {where}", params)]
+    )
+    rehome_live_calls(conn, doomed)
+    return int(
+        conn.execute(
+            "DELETE FROM chats WHERE id IN (SELECT value FROM json_each(?))", (doomed,)
+        ).rowcount
+    )
 
 
 class SqliteWrites(SqliteReads):
@@ -239,5 +268,8 @@ class SqliteWrites(SqliteReads):
 
     async def delete_chat(self, chat_id: str, *, owner: OwnerScope) -> None:
         clause, params = owner_clause(owner, "owner")
-        if not await self._changed(f"DELETE FROM chats WHERE id = ?{clause}", (chat_id, *params)):
+        where = f"id = ?{clause}"
+        if not await self._transaction(
+            functools.partial(delete_chats, where=where, params=(chat_id, *params))
+        ):
             raise NotFound("no such chat")
