@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
+from livekit.agents import llm
+from livekit.agents.voice.events import ConversationItemAddedEvent
 
 from tests.conftest import Holder, chat, msg, release
-from tests.session.conftest import CALLER, Speak, StartCall, stored
+from tests.session.conftest import CALLER, Speak, StartCall, seed, stored
 from voxkeep.core.errors import NotFound
+from voxkeep.sim.call import SimCall
 from voxkeep.sim.openai_server import LocalOpenAI
 from voxkeep.store import ANY_OWNER, Store
 from voxkeep.store.writer import Writer
@@ -112,6 +117,66 @@ async def test_resume_chat_brings_an_earlier_chat_back_into_the_context(
     assert said == ["Tell me about Lisbon.", "Lisbon is lovely.", "What else is there?"]
     assert all("pasta" not in str(m.get("content")) for m in last)
     assert [m["role"] for m in last][0] == "system"  # the instructions, first
+
+
+def finalizes_inside(
+    call: SimCall, store: Store, method: str, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's words finalize at the worst moment for a switch: as the switch calls the
+    store's `method`, after the old chat's last turn and before the call is in its new chat."""
+    real = getattr(store, method)
+
+    async def finalizing(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(store, method, real)
+        item = llm.ChatMessage(role="user", content=[text])
+        call.session.emit("conversation_item_added", ConversationItemAddedEvent(item=item))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(store, method, finalizing)
+
+
+async def test_words_finalized_while_new_chat_closes_the_old_chat_go_to_the_new_one(
+    start_call: StartCall, openai_server: LocalOpenAI, reader: Store, writer: Writer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    openai_server.script(["Hello!"])
+    call = await start_call()
+    first = call.call.state.chat_id  # (nobody has spoken in it)
+    finalizes_inside(call, writer.store, "close_chat", "Book a table in Rome.", monkeypatch)
+    assert await call.call.switcher.new_chat() is None  # (the first chat is dropped)
+    await call.settle()
+    second = call.call.state.chat_id
+    await call.end("hangup")
+    assert [(m.role, m.content) for m in await stored(reader, second)] == [
+        ("user", "Book a table in Rome."), ("assistant", "Hello!")
+    ]  # fmt: skip
+    with pytest.raises(NotFound):
+        await reader.get_chat(first, owner=ANY_OWNER)
+    # and the new chat's context holds it: the greeting was asked for after it
+    greeting = openai_server.chat_requests()[-1]["messages"]
+    assert [m["content"] for m in greeting if m["role"] == "user"] == ["Book a table in Rome."]
+
+
+async def test_words_finalized_while_resume_chat_claims_the_chat_go_to_the_resumed_chat(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, reader: Store,
+    writer: Writer, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    openai_server.script(["Lisbon is lovely."])
+    earlier = await seed(writer, CALLER, ["Book Rome.", "Rome is booked."], at=time.time() - 60)
+    call = await start_call()
+    await call.say(await speech("Tell me about Lisbon."))
+    first = call.call.state.chat_id
+    finalizes_inside(call, writer.store, "claim_chat", "And the hotel?", monkeypatch)
+    await call.call.switcher.resume_chat(earlier.id)
+    await call.end("hangup")
+    assert [m.content for m in await stored(reader, first)] == [
+        "Tell me about Lisbon.", "Lisbon is lovely."
+    ]  # fmt: skip
+    assert [m.content for m in await stored(reader, earlier.id)] == [
+        "Book Rome.", "Rome is booked.", "And the hotel?"
+    ]  # fmt: skip
+    in_context = [m.text_content for m in call.session.current_agent.chat_ctx.messages()]
+    assert in_context[1:3] + in_context[-1:] == ["Book Rome.", "Rome is booked.", "And the hotel?"]
 
 
 async def test_resume_chat_of_another_owners_chat_changes_nothing(

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
@@ -91,6 +92,20 @@ def tool_records(ev: FunctionToolsExecutedEvent, chat_id: str, call_id: str) -> 
     return records
 
 
+_Build = Callable[[str, str], list[NewMessage]]
+"""The records of what finalized, for a chat and a call row."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """Something that finalized while the call switched chats."""
+
+    kind: str
+    items: list[llm.ChatItem]
+    records: _Build
+    filed: asyncio.Future[str]
+
+
 class Capture:
     """Writes one call's chat, call row and messages."""
 
@@ -108,7 +123,9 @@ class Capture:
         self._writer = writer
         self._prosody = None if prosody_opt_out else prosody
         self._opted_out = prosody_opt_out
-        self._measuring: set[asyncio.Task[None]] = set()
+        self._measuring: dict[asyncio.Task[None], asyncio.Future[str]] = {}
+        """Prosody being measured, with the chat each message is filed in (once it is)."""
+        self._held: list[_Held] | None = None
         self._agent_name = agent_name
         self._clock = clock
         self.on_taken_over: Callable[[str, LostHold], None] | None = None
@@ -161,8 +178,9 @@ class Capture:
         """Flush what the call said, then close its call row and chat; whether the chat was
         kept (None: not closed). A lost call (`drop`) closes nothing: the chat stays active,
         for the sweeper and resume to find."""
-        if self._measuring:  # what the caller's last words measured belongs to this chat
-            await asyncio.wait(set(self._measuring))
+        filed = [task for task, chat in self._measuring.items() if chat.done()]
+        if filed:  # what the caller's last words measured belongs to this chat
+            await asyncio.wait(filed)
         if how != "lost":
             self._submit(
                 CallEnded(call_id=self._state.call_id, end_reason=how, ended_at=self._clock())
@@ -185,34 +203,80 @@ class Capture:
         log.info("chat.closed", chat_id=self._state.chat_id, kept=kept, end_reason=how)
         return kept
 
+    def hold(self) -> None:
+        """The call is switching chats (docs/control.md): what finalizes from now on belongs to
+        the chat the call is in when the switch is done, so it waits, in order, for `release`.
+        Called once the old chat's last turn is over (the agent interrupted)."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> list[llm.ChatItem]:
+        """The switch is done: file what finalized during it in the call's chat now, in the
+        order it finalized; those items, for the new chat's LLM context."""
+        held, self._held = self._held or [], None
+        state, items = self._state, []
+        for entry in held:
+            items += entry.items
+            try:
+                for record in entry.records(state.chat_id, state.call_id):
+                    self._submit(record)
+            except Exception as exc:  # noqa: BLE001 - as in _on_item
+                log.error("message.rejected", kind=entry.kind, error=type(exc).__name__)
+            finally:
+                if not entry.filed.done():
+                    entry.filed.set_result(state.chat_id)
+        return items
+
+    def _file(self, kind: str, items: list[llm.ChatItem], records: _Build) -> asyncio.Future[str]:
+        """Submit what finalized, in the call's chat now, or hold it while the call switches;
+        the chat it was filed in, once it is."""
+        filed = asyncio.get_running_loop().create_future()
+        if self._held is not None:
+            self._held.append(_Held(kind, items, records, filed))
+            return filed
+        state = self._state
+        filed.set_result(state.chat_id)
+        for record in records(state.chat_id, state.call_id):
+            self._submit(record)
+        return filed
+
     def _on_item(self, ev: ConversationItemAddedEvent) -> None:
         item = ev.item
         if not isinstance(item, llm.ChatMessage) or item.role not in ("user", "assistant"):
             return
-        chat_id, call_id = self._state.chat_id, self._state.call_id
         try:
-            self._submit(message_record(item, chat_id, call_id))
+            filed = self._file(
+                "message", [item], lambda chat_id, call_id: [message_record(item, chat_id, call_id)]
+            )
             if item.role == "user" and self._prosody is not None:
                 task = asyncio.create_task(
-                    self._measure(self._prosody, item, chat_id), name="capture.prosody"
+                    self._measure(self._prosody, item, filed), name="capture.prosody"
                 )
-                self._measuring.add(task)
-                task.add_done_callback(self._measuring.discard)
+                self._measuring[task] = filed
+                task.add_done_callback(self._measured)
         except Exception as exc:  # noqa: BLE001 - a session callback must never raise into the call
             log.error("message.rejected", item_id=item.id, error=type(exc).__name__)
 
     def _on_tools(self, ev: FunctionToolsExecutedEvent) -> None:
+        items: list[llm.ChatItem] = [*ev.function_calls]
+        items += [output for output in ev.function_call_outputs if output is not None]
         try:
-            for record in tool_records(ev, self._state.chat_id, self._state.call_id):
-                self._submit(record)
+            self._file("tool", items, lambda chat_id, call_id: tool_records(ev, chat_id, call_id))
         except Exception as exc:  # noqa: BLE001 - as above
             log.error("message.rejected", kind="tool", error=type(exc).__name__)
 
-    async def _measure(self, prosody: ProsodyStream, item: llm.ChatMessage, chat_id: str) -> None:
+    def _measured(self, task: asyncio.Task[None]) -> None:
+        self._measuring.pop(task, None)
+
+    async def _measure(
+        self, prosody: ProsodyStream, item: llm.ChatMessage, filed: asyncio.Future[str]
+    ) -> None:
         """The prosody of the speech a stored user message came from, scored against the
-        caller's baseline, which it then joins; nothing when nothing was heard."""
+        caller's baseline, which it then joins; nothing when nothing was heard. Measured as
+        it finalizes; scored once it is filed (after a switch, in the new chat)."""
         try:
             heard = await prosody.take(item.text_content or "")
+            chat_id = await filed
             if heard is None or self._opted_out:  # (switched off while it was measured)
                 return
             state = self._state

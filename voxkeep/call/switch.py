@@ -116,12 +116,14 @@ class ChatSwitcher:
         try:
             await self._store_takes_writes()
             old = await self._leave("new_chat")
-            self._enter_new()
-            await self._agent().update_chat_ctx(llm.ChatContext.empty())  # instructions only
+            said_meanwhile = self._enter_new()
+            # instructions only, and whatever the caller said while the switch went on
+            await self._agent().update_chat_ctx(llm.ChatContext(said_meanwhile))
             self._started(ChatStarted(self._state.chat_id, resumed=False, message_count=0), old)
             self._session.generate_reply(instructions=GREETING)
             return old
         finally:
+            self._capture.release()  # (a switch cut short: still filed, in the chat it is in)
             self.switching = False
 
     async def resume_chat(self, chat_id: str) -> tuple[str | None, int, int]:
@@ -151,6 +153,7 @@ class ChatSwitcher:
             self._started(ChatStarted(chat_id, resumed=True, message_count=chat.message_count), old)
             return old, chat.message_count, loaded.placed
         finally:
+            self._capture.release()
             self.switching = False
 
     def lost(self, call_id: str, how: LostHold) -> None:
@@ -172,6 +175,7 @@ class ChatSwitcher:
         loaded = await load(self._store, chat, budget=self._budget, deadline=deadline)
         self._state.enter(chat.id, call_id, Baseline.from_json(chat.metadata.get(BASELINE_KEY)))
         self._capture.chat_resumed(chat.id)
+        loaded.ctx.items.extend(self._capture.release())  # (said while the chat was loaded)
         await self._agent().update_chat_ctx(loaded.ctx)
         if self.on_loaded is not None:
             self.on_loaded(chat, loaded)
@@ -198,13 +202,16 @@ class ChatSwitcher:
         with contextlib.suppress(RuntimeError, TimeoutError):  # not speaking: nothing to stop
             await asyncio.wait_for(self._session.interrupt(), INTERRUPT_TIMEOUT_S)
         old = self._state.chat_id
+        self._capture.hold()  # what finalizes from now on belongs to the chat the switch ends in
         kept = await self._capture.flush_and_close(why)
         return old if kept else None
 
-    def _enter_new(self) -> None:
-        """Make a new chat the call's chat, held by a new call row."""
+    def _enter_new(self) -> list[llm.ChatItem]:
+        """Make a new chat the call's chat, held by a new call row; what was said while the
+        call switched to it is filed there (those items)."""
         self._state.enter_new()
         self._capture.start_chat()
+        return self._capture.release()
 
     def _agent(self) -> Agent:
         """The agent whose context is the chat's: the session's active one once it runs."""
