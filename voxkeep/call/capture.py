@@ -203,6 +203,11 @@ class Capture:
         log.info("chat.closed", chat_id=self._state.chat_id, kept=kept, end_reason=how)
         return kept
 
+    @property
+    def holding(self) -> bool:
+        """Whether the call is switching chats: what finalizes now waits for `release`."""
+        return self._held is not None
+
     def hold(self) -> None:
         """The call is switching chats (docs/control.md): what finalizes from now on belongs to
         the chat the call is in when the switch is done, so it waits, in order, for `release`.
