@@ -79,7 +79,8 @@ async def test_without_an_agent_name_a_token_dispatches_nothing(client: Client) 
      b'{"identity": "alice", "resume_chat_id": 5}', b'{"identity": "a\\u0000b"}'],
 )  # fmt: skip
 async def test_bad_token_requests_get_400_and_say_why(client: Client, body: bytes) -> None:
-    reply = await client.post("/api/token", data=body)
+    json_ = {"Content-Type": "application/json"}
+    reply = await client.post("/api/token", data=body, headers=json_)
     assert reply.status == 400
     assert (await reply.json())["error"]
 
@@ -94,6 +95,42 @@ async def test_history_is_the_callers_own(client: Client, store: Store) -> None:
     theirs = await client.get(f"/api/chats/{bobs.id}", params={"identity": "alice"})
     assert theirs.status == 404  # another caller's chat is as good as none
     assert (await client.get("/api/chats")).status == 400  # whose?
+
+
+@pytest.mark.parametrize("host", ["evil.example:8089", "127.0.0.1.evil.example", "", "[::2]"])
+async def test_a_request_addressed_to_another_name_is_refused(client: Client, host: str) -> None:
+    """DNS rebinding: a page of evil.example, its name resolved to 127.0.0.1, reaches this
+    server with its own name as Host; it may neither mint a token nor read anyone's chats."""
+    for method, path in (
+        ("POST", "/api/token"),
+        ("GET", "/api/chats?identity=alice"),
+        ("GET", "/"),
+    ):
+        answer = await client.request(
+            method, path, json={"identity": "alice"}, headers={"Host": host}
+        )
+        assert answer.status == 421
+        assert await answer.json() == {
+            "error": "this server answers to 127.0.0.1 and localhost only"
+        }
+
+
+@pytest.mark.parametrize("host", ["localhost:5173", "127.0.0.1", "[::1]:8089"])
+async def test_loopback_names_are_answered_whatever_the_port(client: Client, host: str) -> None:
+    answer = await client.post("/api/token", json={"identity": "alice"}, headers={"Host": host})
+    assert answer.status == 200  # (the Vite dev server's proxy keeps its own port)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_a_token_request_that_is_not_declared_json_is_refused(
+    client: Client, content_type: str | None
+) -> None:
+    """A page may POST text/plain or a form to any address without asking (no CORS preflight):
+    the server takes JSON only when it says so."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    answer = await client.post("/api/token", data=b'{"identity": "alice"}', headers=headers)
+    assert answer.status == 415
+    assert await answer.json() == {"error": "send JSON as application/json"}
 
 
 async def test_the_app_is_served_at_the_root(client: Client) -> None:

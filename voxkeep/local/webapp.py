@@ -1,6 +1,9 @@
 """The reference web app's server, for local use (docs/webapp.md): the built app (`web/dist`),
 tokens minted here so no key reaches the browser, and a caller's history to read while no call
 (and so no agent) is up. It binds to loopback only; anyone who can reach it can call as anyone.
+It answers only requests addressed to this machine by name (`Host`: 127.0.0.1, localhost or
+::1), so a web page whose own domain resolves to 127.0.0.1 (DNS rebinding) cannot use it, and
+takes JSON only as `application/json`, which no page can send to it without its consent.
 
     python -m voxkeep.local.webapp [--port PORT]     (default: VOXKEEP_WEB_PORT, 8089)
 
@@ -21,6 +24,8 @@ import sys
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
+from yarl import URL
 
 from voxkeep.control.dispatcher import message_json
 from voxkeep.control.protocol import MAX_PAYLOAD
@@ -38,6 +43,28 @@ MESSAGES = 100
 DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _refusal(status: int, error: str) -> web.Response:
+    return web.json_response({"error": error}, status=status)
+
+
+@web.middleware
+async def _addressed_here(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Only requests for this machine by name: a page on another domain that resolves to
+    127.0.0.1 sends its own name as `Host`."""
+    try:
+        host = URL(f"http://{request.host}").host
+    except ValueError:
+        host = None
+    if host not in LOOPBACK_NAMES:
+        return _refusal(421, "this server answers to 127.0.0.1 and localhost only")
+    if request.method == "POST" and request.content_type != "application/json":
+        return _refusal(415, "send JSON as application/json")
+    return await handler(request)
 
 
 class _BadRequest(web.HTTPBadRequest):
@@ -100,7 +127,7 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 def build_app(settings: Settings, store: Store, dist: Path = DIST) -> web.Application:
-    app = web.Application(client_max_size=16 * 1024)
+    app = web.Application(client_max_size=16 * 1024, middlewares=[_addressed_here])
     app[SETTINGS], app[STORE] = settings, store
     app.router.add_post("/api/token", token)
     app.router.add_get("/api/chats", chats)
