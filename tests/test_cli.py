@@ -462,7 +462,8 @@ def test_sweep_dry_run_counts_what_the_sweep_then_does(
     asyncio.run(leave_a_dead_call(db.url))
     tried = run_json(capsys, db, "sweep", "--dry-run")
     assert tried == {"dry_run": True, "calls_lost": 1, "chats_lost": 1, "chats_deleted": 0,
-                     "chats_waiting": 0, "retention_deleted": 0, "events_expired": 0}  # fmt: skip
+                     "chats_waiting": 0, "retention_deleted": 0, "events_expired": 0,
+                     "purges": 0}  # fmt: skip
     assert run_json(capsys, db, "sweep", "--dry-run") == tried  # nothing changed
     code, out, _ = run(capsys, "--json", "--db", db.url, "sweep")  # (it logs what it did)
     assert code == 0

@@ -224,6 +224,7 @@ async def delete(store: Store, args: argparse.Namespace) -> int:
         if args.dry_run:
             return await _would_delete(store, args, await store.to_delete(owner=args.owner))
         count = await store.erase_owner(args.owner)
+        await store.purge_if_due()  # (an operator's erasure leaves no trace at once)
         if args.json:
             emit(dumps({"owner": args.owner, "deleted": count}))
         else:

@@ -50,7 +50,7 @@ TAKEOVERS = Counter(
 SWEEPER = Counter(
     "voxkeep_sweeper_actions",
     "What the sweeper did: calls_lost, chats_lost, chats_deleted, retention_deleted, "
-    "events_expired.",
+    "events_expired, purges.",
     ["action"],
 )
 PROSODY_SECONDS = Histogram(

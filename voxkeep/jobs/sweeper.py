@@ -40,6 +40,8 @@ class Sweep:
     """Webhook events nobody could be given in time, dropped."""
     chats_waiting: int = 0
     """Active chats nobody spoke in, kept while a journal may still hold their words."""
+    purges: int = 0
+    """Purges done for the erasures since the last (one for any number of them)."""
 
 
 async def sweep(
@@ -69,9 +71,10 @@ async def sweep(
     if event_max_age_s is not None:
         cutoff = now - event_max_age_s
         expired = await store.expire_events(created_before=cutoff, dry_run=dry_run)
+    purged = 0 if dry_run else int(await store.purge_if_due())
     done = Sweep(
         swept.calls_lost, swept.chats_lost, swept.chats_deleted, retention, expired,
-        swept.chats_waiting,
+        swept.chats_waiting, purged,
     )  # fmt: skip
     if dry_run:
         return done

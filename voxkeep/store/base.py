@@ -237,8 +237,13 @@ class Administration(Protocol):
     async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
         """Erase a person (docs/operations.md, erasure): delete every chat of `owner` but `keep`
         (the empty chat their call goes on in), with its calls, messages and search entries,
-        then `purge`. How many chats were deleted. Calls still holding them go on as after
-        `delete_chat`."""
+        and owe a `purge`: the sweeper's next run does it (`purge_if_due`), once for any number
+        of erasures, so erasing costs the other calls nothing. How many chats were deleted.
+        Calls still holding them go on as after `delete_chat`."""
+        ...
+
+    async def purge_if_due(self) -> bool:
+        """`purge`, when an erasure has owed one since the last; whether it did."""
         ...
 
     async def purge(self) -> None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+import asyncpg
 
 from voxkeep.core.errors import InvalidInput, StoreError
 from voxkeep.store.base import ANY_OWNER, OwnerScope
@@ -67,9 +70,26 @@ class PostgresMaintenance(PostgresSchema):
     async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
         where, params = _doomed(owner, None, first=2)
         doomed = f"{where} AND id IS DISTINCT FROM $1"
-        deleted = await self._transaction(lambda conn: delete_chats(conn, doomed, keep, *params))
+        at = time.time()
+
+        async def erase(conn: asyncpg.Connection) -> int:
+            deleted = await delete_chats(conn, doomed, keep, *params)
+            await conn.execute(  # (in the same transaction: a purge is never forgotten)
+                "INSERT INTO purge_due (id, since) VALUES (1, $1)"
+                " ON CONFLICT (id) DO UPDATE SET since = excluded.since",
+                at,
+            )
+            return deleted
+
+        return await self._transaction(erase)
+
+    async def purge_if_due(self) -> bool:
+        due = await self._fetch("SELECT since FROM purge_due")
+        if not due:
+            return False
         await self.purge()
-        return deleted
+        await self._changed("DELETE FROM purge_due WHERE since <= $1", due[0][0])
+        return True
 
     async def purge(self) -> None:
         # outside a transaction, as VACUUM must be: dead rows leave the search index and their

@@ -7,6 +7,7 @@ import asyncio
 import functools
 import os
 import sqlite3
+import time
 from typing import Any
 
 from voxkeep.core.errors import InvalidInput, StoreError, StoreUnavailable
@@ -40,6 +41,12 @@ def _file_size(path: str) -> int:
     return sum(os.path.getsize(p) for p in (path, f"{path}-wal") if os.path.exists(p))
 
 
+_OWE_PURGE = (
+    "INSERT INTO purge_due (id, since) VALUES (1, ?)"
+    " ON CONFLICT (id) DO UPDATE SET since = excluded.since"
+)
+
+
 def _doomed(owner: OwnerScope, older_than: float | None) -> tuple[str, tuple[Any, ...]]:
     """What prune (`older_than`) or erasure (none) deletes, as a WHERE clause on chats: one
     rule for the deletion and its dry run."""
@@ -49,6 +56,13 @@ def _doomed(owner: OwnerScope, older_than: float | None) -> tuple[str, tuple[Any
         return "owner = ?", (owner,)
     clause, params = owner_clause(owner, "owner")
     return f"status != 'active' AND updated_at < ?{clause}", (older_than, *params)
+
+
+def _erase(conn: sqlite3.Connection, where: str, params: tuple[Any, ...], at: float) -> int:
+    """Delete the chats, and owe a purge, in one transaction: a purge is never forgotten."""
+    deleted = delete_chats(conn, where, params)
+    conn.execute(_OWE_PURGE, (at,))
+    return deleted
 
 
 class SqliteMaintenance(SqliteSchema):
@@ -69,12 +83,18 @@ class SqliteMaintenance(SqliteSchema):
 
     async def erase_owner(self, owner: str, *, keep: str | None = None) -> int:
         where, params = _doomed(owner, None)
-        doomed = functools.partial(
-            delete_chats, where=f"{where} AND id IS NOT ?", params=(*params, keep)
+        erase = functools.partial(
+            _erase, where=f"{where} AND id IS NOT ?", params=(*params, keep), at=time.time()
         )
-        deleted = await self._transaction(doomed)
+        return await self._transaction(erase)
+
+    async def purge_if_due(self) -> bool:
+        due = await self._read("SELECT since FROM purge_due")
+        if not due:
+            return False
         await self.purge()
-        return deleted
+        await self._changed("DELETE FROM purge_due WHERE since <= ?", (due[0][0],))
+        return True
 
     async def purge(self) -> None:
         # FTS5 deletes by adding "deleted" markers; merging every segment drops the words

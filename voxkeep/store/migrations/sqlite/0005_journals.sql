@@ -1,7 +1,8 @@
 -- Nothing acknowledged is lost (docs/store.md): which journal files may still hold records not in
 -- the store, and which journal each call writes through, so the sweeper never deletes a chat
--- whose words are still on their way; and `deleted`, how a call ends when its chat is deleted
--- under it. Expand only: code of schema 2 runs on it.
+-- whose words are still on their way; `deleted`, how a call ends when its chat is deleted under
+-- it; and the purge an erasure asks for, done by the sweeper once for any number of erasures.
+-- Expand only: code of schema 2 runs on it.
 -- oldest code: 2
 
 -- One row per writer's journal file, from the writer's first commit until its last record (or,
@@ -11,6 +12,12 @@ CREATE TABLE journals (
     host      TEXT NOT NULL,
     pid       INTEGER NOT NULL,
     opened_at REAL NOT NULL
+);
+
+-- A purge owed since `since` (docs/operations.md, erasure): at most one row.
+CREATE TABLE purge_due (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    since REAL NOT NULL
 );
 
 -- SQLite changes a CHECK only by building the table again.
