@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.processes import ModelServer
+    from voxkeep.local.livekit_server import LocalServer
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the checkout: the benchmarks drive the tests' own callers
@@ -46,3 +52,19 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None
     print()
     for r in cells:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+async def start_servers(folder: Path) -> tuple[LocalServer, ModelServer]:
+    """The real LiveKit server, at its pin, on loopback (its log in `folder`), and the stand-in
+    model server: what the benchmarks over LiveKit run a worker against."""
+    from tests.support.processes import ModelServer, free_port
+    from voxkeep.local.livekit_server import LocalServer, find_binary, pinned_version
+
+    binary = find_binary(ROOT, pinned_version(ROOT / "config"))
+    server_log = (folder / "livekit-server.log").open("wb")
+    server = LocalServer(binary, ROOT / "config" / "livekit.yaml", port=free_port(),
+                         udp_port=free_port(socket.SOCK_DGRAM), log=server_log)  # fmt: skip
+    server.start()
+    model = ModelServer()
+    await model.start()
+    return server, model

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -27,11 +26,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
-from _common import percentile, print_table
+from _common import percentile, print_table, start_servers
 
 from tests.support.caller import Caller, token
 from tests.support.processes import ModelServer, Worker, clean_env, free_port
-from voxkeep.local.livekit_server import LocalServer, find_binary, pinned_version
+from voxkeep.local.livekit_server import LocalServer
 from voxkeep.sim.speech import Voice
 from voxkeep.store import ANY_OWNER, Store, open_store
 
@@ -217,13 +216,7 @@ async def cpu_per_call(
 
 
 async def run(args: argparse.Namespace, folder: Path) -> None:
-    binary = find_binary(ROOT, pinned_version(ROOT / "config"))
-    server_log = (folder / "livekit-server.log").open("wb")
-    server = LocalServer(binary, ROOT / "config" / "livekit.yaml", port=free_port(),
-                         udp_port=free_port(socket.SOCK_DGRAM), log=server_log)  # fmt: skip
-    server.start()
-    model = ModelServer()
-    await model.start()
+    server, model = await start_servers(folder)
     store = await open_store(f"sqlite:///{folder}/voxkeep.db")
     await store.migrate()
     try:
@@ -278,7 +271,8 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         await store.aclose()
         await model.aclose()
         server.stop()
-        server_log.close()
+        if server.log is not None:
+            server.log.close()
 
 
 def main() -> None:
