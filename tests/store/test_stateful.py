@@ -18,7 +18,13 @@ held a word of the caller (such a chat is dropped by design). Seq within a chat 
 the sweeper never deletes a chat with a user message.
 
 `VOXKEEP_STATEFUL_EXAMPLES` sets how many random sequences run per backend (`scripts/test
---deep` runs many more); each found bug is kept below as a test of its own sequence.
+--deep` runs many more).
+
+Found so far (each fixed at its cause): on PostgreSQL, a new chat and the row by which its call
+holds it could commit in different batches; the store went down between them, the process was
+killed, and the sweeper took the chat, its call row still in the journal, for an abandoned empty
+one, so the replay discarded what the caller had said. A chat now carries its holder's row in
+one record (`NewChat.holder`), written in one transaction.
 """
 
 from __future__ import annotations

@@ -147,8 +147,9 @@ class Capture:
         session.on("function_tools_executed", self._on_tools)
 
     def start_chat(self, *, continues: str | None = None) -> None:
-        """The call's new current chat and the row by which the call holds it (an empty chat
-        is dropped when it closes); `continues`: the chat it goes on from after a take-over."""
+        """The call's new current chat with the row by which the call holds it, in one record
+        (an empty chat is dropped when it closes); `continues`: the chat it goes on from after
+        a take-over."""
         state, now = self._state, self._clock()
         metadata: dict[str, Any] = {"v": 1}
         if continues is not None:
@@ -158,10 +159,9 @@ class Capture:
         self._submit(
             NewChat(
                 id=state.chat_id, owner=state.owner, agent_name=self._agent_name, created_at=now,
-                metadata=metadata,
+                metadata=metadata, holder=self.call_row(state.chat_id, state.call_id, now),
             )
         )  # fmt: skip
-        self._submit(self.call_row(state.chat_id, state.call_id, now))
 
     def chat_resumed(self, chat_id: str) -> None:
         """The call went back to an earlier chat: it says so when the caller opted out."""

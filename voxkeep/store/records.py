@@ -154,6 +154,9 @@ class NewChat(_Record):
     agent_name: str | None = None
     created_at: float
     metadata: JsonObject = Field(default_factory=lambda: {"v": 1})
+    holder: NewCall | None = None
+    """The row by which the call that opens the chat holds it, created in the same transaction:
+    a chat is never in the store without it, for the sweeper to take for abandoned."""
 
 
 class NewMessage(_Record):
@@ -193,6 +196,9 @@ class NewCall(_Record):
     started_at: float
     journal: str | None = None
     """The journal of the writer the call writes through (`JournalOpened`)."""
+
+
+NewChat.model_rebuild()  # (its `holder` is a NewCall, defined after it)
 
 
 class CallEnded(_Record):

@@ -64,7 +64,7 @@ async def write_records(
 ) -> WriteResult:
     """Apply a batch: chats and calls first, then the messages, then the rest (as SQLite)."""
     chats = [r for r in records if isinstance(r, NewChat)]
-    calls = [r for r in records if isinstance(r, NewCall)]
+    calls = [c.holder for c in chats if c.holder] + [r for r in records if isinstance(r, NewCall)]
     messages = [r for r in records if isinstance(r, NewMessage)]
     journals = [r for r in records if isinstance(r, JournalOpened)]
     if journals:

@@ -81,7 +81,7 @@ def write_records(
     order a batch can need: a record only ever refers to a chat or call created before it."""
     chats = [r for r in records if isinstance(r, NewChat)]
     messages = [r for r in records if isinstance(r, NewMessage)]
-    calls = [r for r in records if isinstance(r, NewCall)]
+    calls = [c.holder for c in chats if c.holder] + [r for r in records if isinstance(r, NewCall)]
     conn.executemany(
         _OPEN_JOURNAL,
         [(r.id, r.host, r.pid, r.opened_at) for r in records if isinstance(r, JournalOpened)],
