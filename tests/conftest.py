@@ -19,6 +19,7 @@ from voxkeep.core.ids import new_call_id
 from voxkeep.sim.openai_server import LocalService
 from voxkeep.store import Store, open_store
 from voxkeep.store.records import NewCall, NewChat, NewMessage, Role
+from voxkeep.store.writer import Writer
 
 _ids = itertools.count(1)
 HERE = Path(__file__).parent
@@ -207,6 +208,19 @@ async def outage(
         if o._server is not None:
             with contextlib.suppress(subprocess.CalledProcessError):
                 await asyncio.to_thread(o._server.start)  # already up again: a no-op error
+
+
+async def abandon(writer: Writer) -> None:
+    """What SIGKILL leaves of a writer: the queue in memory gone, the journal file as it is on
+    disk and no longer locked, the store connection dropped."""
+    writer._loop_task.cancel()
+    for task in [writer._loop_task, *writer._tasks]:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+    os.close(writer._journal._fd)
+    writer._io.shutdown(wait=True)
+    await writer.store.aclose()
 
 
 # In parallel (scripts/test runs the suite on several workers) the run ends when its slowest

@@ -13,6 +13,7 @@ from tests.conftest import call, chat, msg
 from voxkeep.core.errors import NotFound, TakenOver
 from voxkeep.core.ids import continuation_ids
 from voxkeep.store import ANY_OWNER, Store, open_store
+from voxkeep.store.records import JournalClosed, JournalOpened
 
 WINDOW_S = 600.0
 
@@ -169,6 +170,53 @@ async def test_a_chat_deleted_under_a_live_call_tells_the_call_and_its_later_wor
     assert await contents(store, continuation) == [(1, "said after")]
     with pytest.raises(NotFound):
         await store.get_chat(c.id, owner=ANY_OWNER)
+
+
+def opened(journal: str) -> JournalOpened:
+    return JournalOpened(id=journal, host="here", pid=1, opened_at=time.time())
+
+
+async def test_a_chat_left_empty_waits_while_the_call_it_was_taken_from_may_still_speak(
+    store: Store,
+) -> None:
+    """The caller resumes on another device and starts a new chat there, leaving the chat with
+    only the greeting; the call on the first device was taken over and has not written yet
+    (its journal is open). The chat is not dropped as one nobody spoke in: what that call said
+    before the take-over lands in it, and what it said after, in its continuation."""
+    c = chat()
+    first = call(c.id).model_copy(update={"journal": "journal_first"})
+    greeting = msg(c.id, "Hello!", role="assistant")
+    await store.write([opened("journal_first"), c, first, greeting])
+    said_before = msg(c.id, "before", at=time.time() - 1).model_copy(update={"call_id": first.id})
+    second = call(c.id)
+    await store.claim_chat(second, owner="alice")
+    kept = await store.close_chat(c.id, status="closed", end_reason="new_chat", at=time.time(),
+                                  call_id=second.id)  # fmt: skip
+    assert not kept and (await store.get_chat(c.id, owner="alice")).status == "active"
+    said_after = msg(c.id, "after").model_copy(update={"call_id": first.id})
+    result = await store.write([said_before, said_after, JournalClosed(id="journal_first")])
+    assert result.orphaned == [] and result.moved == {said_after.id: "taken_over"}
+    assert await contents(store, c.id) == [(1, "Hello!"), (2, "before")]
+    assert await contents(store, continuation_ids(first.id)[0]) == [(1, "after")]
+    swept = await store.sweep(stale_before=time.time() + 60)
+    assert (swept.chats_lost, swept.chats_deleted) == (2, 0)  # both spoken in, both kept
+
+
+async def test_a_chat_deleted_after_a_take_over_keeps_the_older_call_s_later_words(
+    store: Store,
+) -> None:
+    """Taken over, then deleted from a third device before the first call has written: what
+    that call says after the take-over still goes on in its continuation chat."""
+    c = chat()
+    first = call(c.id).model_copy(update={"journal": "journal_first"})
+    await store.write([opened("journal_first"), c, first, msg(c.id, "kept until the delete")])
+    await store.claim_chat(call(c.id), owner="alice")
+    await store.delete_chat(c.id, owner="alice")
+    assert await store.heartbeat(first.id, at=time.time()) == "taken_over"
+    said_after = msg(c.id, "said after").model_copy(update={"call_id": first.id})
+    result = await store.write([said_after])
+    assert result.moved == {said_after.id: "taken_over"} and result.orphaned == []
+    assert await contents(store, continuation_ids(first.id)[0]) == [(1, "said after")]
 
 
 async def test_a_call_that_lost_its_chat_cannot_close_it(store: Store) -> None:

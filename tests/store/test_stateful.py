@@ -7,7 +7,8 @@ which takes it over from the caller's call on another device); `new_chat` or `re
 in a call and run on while later steps happen; a chat is deleted from another device; the
 heartbeat tells calls what they lost; the store refuses this process's writes, and comes back;
 the process is killed (its writer abandoned as a killed process leaves it: queue gone, journal
-file unlocked) and a new one starts on the same journal folder; the sweeper runs. The writer's
+file unlocked) and a new one starts on the same journal folder, as cut off from the store as
+the old one was; the sweeper runs. The writer's
 queue holds three records, so spills to the journal happen all the time.
 
 After every step, and after a final recovery, the invariant is checked: every acknowledged
@@ -24,7 +25,11 @@ Found so far (each fixed at its cause): on PostgreSQL, a new chat and the row by
 holds it could commit in different batches; the store went down between them, the process was
 killed, and the sweeper took the chat, its call row still in the journal, for an abandoned empty
 one, so the replay discarded what the caller had said. A chat now carries its holder's row in
-one record (`NewChat.holder`), written in one transaction.
+one record (`NewChat.holder`), written in one transaction. Then: with the store down from a
+writer's start, the records still in memory (the journal's row, a new chat and its holder) were
+lost with the killed process while the words behind them, journaled, were acknowledged; the
+replay found no chat and discarded them. When the spill begins, what is still in memory goes to
+the journal first.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ from hypothesis.stateful import (
 from livekit.agents import Agent, AgentSession, llm
 from livekit.agents.voice.events import ConversationItemAddedEvent
 
-from tests.conftest import new_database
+from tests.conftest import abandon, new_database
 from tests.pg import PgServer
 from voxkeep.call.capture import Capture
 from voxkeep.call.context import Budget
@@ -162,6 +167,12 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
             self.dead: list[Process] = []
             self.journaled: set[str] = set()
             self.last_fault = 0
+            self.story: list[str] = []
+            """What happened, step by step: printed with a failure (a failure that depends on
+            timing does not always come back for hypothesis to shrink)."""
+
+        def told(self, line: str) -> None:
+            self.story.append(f"{self.step}: {line}")
 
         def run(self, work: Coroutine[Any, Any, T]) -> T:
             async def with_time_to_go_on() -> T:
@@ -179,8 +190,9 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
             self.reader = self.run(open_store(self.url))
             self.run(self.start_process())
 
-        async def start_process(self) -> None:
+        async def start_process(self, *, store_down: bool = False) -> None:
             store = Refusing(await open_store(self.url))
+            store.down = store_down  # (a new process on a host cut off from the database)
             writer = await Writer.start(store, self.folder / "journal", OPTIONS)
             process = Process(writer, store, time.time())
             real_submit = writer.submit
@@ -249,6 +261,7 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
             key = next(self.ids)
             call = LiveCall(owner, state, capture, switcher, session, process)
             self.calls[key] = call
+            self.told(f"call {key} of {owner} starts in {state.chat_id} as {state.call_id}")
             real_release = capture.release
 
             def release() -> list[llm.ChatItem]:
@@ -276,6 +289,7 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
                 self.said[item.id] = said
                 if held:
                     call.waiting.append(said)
+                self.told(f"call {key} says {role} {item.id} in {said.chat_id} as {said.row}")
                 event = ConversationItemAddedEvent(item=item)
                 self.run(in_loop(call.session.emit, "conversation_item_added", event))
 
@@ -293,6 +307,7 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
                 target = data.draw(st.sampled_from(earlier), label="chat") if earlier else None
             work = call.switcher.new_chat() if target is None else call.switcher.resume_chat(target)
             call.switch = self.loop.create_task(quietly(work))
+            self.told(f"call {key} starts {'new_chat' if target is None else target}")
             tally("new_chat" if target is None else "resume_chat")
 
         @rule()
@@ -310,6 +325,7 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
             with contextlib.suppress(NotFound):
                 self.run(self.reader.delete_chat(chat_id, owner=owner))
                 self.deleted.setdefault(chat_id, self.step)
+                self.told(f"{chat_id} deleted")
                 tally("chats deleted from another device")
 
         @precondition(lambda self: bool(self.live_calls()))
@@ -325,7 +341,9 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
                 except VoxkeepError:
                     continue
                 if hold != "held":
+                    lost = call.state.call_id
                     self.run(in_loop(call.switcher.lost, call.state.call_id, hold))
+                    self.told(f"call {key} lost {lost} ({hold}): on in {call.state.chat_id}")
 
         @precondition(lambda self: self.step - self.last_fault >= FAULT_EVERY)
         @rule()
@@ -334,14 +352,18 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
             assert self.process is not None
             self.process.store.down = not self.process.store.down
             tally("store outages" if self.process.store.down else "store returns")
+            self.told("the store goes away" if self.process.store.down else "the store is back")
 
         @precondition(lambda self: self.step - self.last_fault >= FAULT_EVERY)
         @rule()
         def the_process_is_killed_and_another_starts(self) -> None:
             self.last_fault = self.step
             tally("processes killed")
+            assert self.process is not None
+            down = self.process.store.down
             self.kill()
-            self.run(self.start_process())
+            self.run(self.start_process(store_down=down))
+            self.told("the process is killed, another starts")
 
         @precondition(lambda self: bool(self.dead))
         @rule()
@@ -352,6 +374,7 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
             before = self.run(self.chats_with_user_messages())
             swept = self.run(self.reader.sweep(stale_before=self.process.started_at))
             tally("sweeps")
+            self.told(f"the sweeper runs: {swept}")
             tally("chats the sweeper kept waiting for a journal", swept.chats_waiting)
             after = self.run(self.chats_with_user_messages())
             assert before <= after, (
@@ -371,10 +394,13 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
 
         def check(self, *, final: bool) -> None:
             tally("checks")
-            stored = self.run(self.where_everything_is())
+            # In this order: what was acknowledged is durable by then, and what then leaves the
+            # journal is committed before it goes (the other way round, a record replayed and
+            # its journal emptied while the store is read would be in neither).
+            acked = self.acknowledged()
             journaled = set() if final else journal_ids(self.folder / "journal")
             self.journaled |= journaled
-            acked = self.acknowledged()
+            stored = self.run(self.where_everything_is())
             user_chats = {
                 stored[i][0] for i, s in self.said.items() if i in stored and s.role == "user"
             }
@@ -383,15 +409,28 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
                 tally("acknowledged messages seen in a journal", len(self.journaled & set(acked)))
                 tally("call rows that lost their chat", len(self.lost_rows))
                 tally("examples")
+            places = {i: self.where_it_may_be(self.said[i]) for i in acked}
+            # A chat an acknowledged user message can only be in did hold a word of the caller,
+            # whatever the store shows: losing that word must not excuse itself.
+            spoken_in = {
+                next(iter(p))
+                for i, p in places.items()
+                if self.said[i].role == "user" and len(p) == 1
+            }
             for message_id in acked:
-                said = self.said[message_id]
-                allowed = self.where_it_may_be(said)
+                said, allowed = self.said[message_id], places[message_id]
                 if message_id in stored:
                     chat_id = stored[message_id][0]
                     assert chat_id in allowed, f"{said} is in {chat_id}, expected one of {allowed}"
                 elif message_id not in journaled:
-                    gone = [c for c in allowed if c in self.deleted or c not in user_chats]
-                    assert gone, f"{said} was acknowledged and is nowhere: expected in {allowed}"
+                    gone = [
+                        c for c in allowed
+                        if c in self.deleted or (c not in user_chats and c not in spoken_in)
+                    ]  # fmt: skip
+                    assert gone, (
+                        f"{said} was acknowledged and is nowhere: expected in {allowed}\n"
+                        + "\n".join(self.story)
+                    )
 
         def where_it_may_be(self, said: Said) -> set[str]:
             """The chats a message belongs in: the chat its call was in, followed into the
@@ -427,9 +466,10 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
             return [k for k in self.live_calls() if self.calls[k].switch is None]
 
         def settle_switches(self) -> None:
-            for call in self.calls.values():
+            for key, call in self.calls.items():
                 if call.switch is not None and call.switch.done():
                     call.switch = None
+                    self.told(f"call {key}'s switch ends in {call.state.chat_id}")
 
         def lost_since_last_look(self) -> None:
             for row in self.run(self.rows_that_lost_their_chat()):
@@ -486,19 +526,6 @@ async def quietly(work: Awaitable[Any]) -> None:
     chat's greeting needs a running session, which these calls do without."""
     with contextlib.suppress(VoxkeepError, RuntimeError):
         await work
-
-
-async def abandon(writer: Writer) -> None:
-    """What SIGKILL leaves of a writer: the queue in memory gone, the journal file as it is on
-    disk and no longer locked, the store connection dropped."""
-    writer._loop_task.cancel()
-    for task in [writer._loop_task, *writer._tasks]:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-    os.close(writer._journal._fd)
-    writer._io.shutdown(wait=True)
-    await writer.store.aclose()
 
 
 def journal_ids(folder: Path) -> set[str]:
@@ -569,11 +596,5 @@ def test_nothing_acknowledged_is_lost_on_sqlite() -> None:
 
 
 @pytest.mark.timeout(1800)
-@pytest.mark.xfail(
-    reason="open finding of issue 25 (not fixed yet): on PostgreSQL, a user message said in a "
-    "call's continuation chat after a deletion or take-over, acknowledged, is missing after "
-    "an outage, a kill and the replay (CI, step 17 of a sequence); see the issue's note",
-    strict=False,
-)
 def test_nothing_acknowledged_is_lost_on_postgres(pg_server: PgServer) -> None:
     run_machine(lambda: new_database(pg_server))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Outage, call, chat, msg
+from tests.conftest import Outage, abandon, call, chat, msg
 from voxkeep.core.errors import StoreError, StoreUnavailable
 from voxkeep.core.ids import continuation_ids
 from voxkeep.store import ANY_OWNER, Store, WriteResult, open_store
@@ -196,12 +196,14 @@ async def test_past_the_queue_bound_records_spill_to_the_journal_and_replay_in_o
     down = await outage()
     writer = await start_writer(db_url, tmp_path, max_queue=50, max_batch=20, retry_initial_s=0.01)
     futures = [writer.submit(msg(c.id, f"{SECRET} {i}")) for i in range(300)]
-    queued = 50 - 1  # (the writer's first record, its journal's row, holds one place)
     async with asyncio.timeout(20):
-        await asyncio.gather(*futures[queued:])  # journaled and fsynced while the store is locked
-    assert not any(f.done() for f in futures[:queued])  # still in memory, not yet committed
+        await asyncio.gather(*futures)  # journaled and fsynced while the store is locked
     journal = list((tmp_path / "journal").glob("journal-*.jsonl"))
-    assert len(journal) == 1 and len(journal[0].read_bytes().splitlines()) == 300 - queued
+    # When the spill began, what was still in memory went first: the writer's first record
+    # (its journal's row, being committed) and the queue; nothing acknowledged depends on memory.
+    lines = journal[0].read_bytes().splitlines()
+    assert len(journal) == 1 and len(lines) == 1 + 300
+    assert b'"journal_opened"' in lines[0] and b"journal_opened" not in b"".join(lines[1:])
     if down.readable:
         assert (await reader.get_chat(c.id, owner=ANY_OWNER)).message_count == 0
     writer.submit(msg(c.id, f"{SECRET} late"))  # arrives behind the journal, stays behind it
@@ -317,6 +319,35 @@ async def test_the_sweeper_keeps_a_chat_whose_user_messages_wait_in_a_journal(
     assert (swept.chats_lost, swept.chats_deleted, swept.chats_waiting) == (1, 0, 0)
     await successor.aclose()
     assert (await reader.sweep(stale_before=time.time() + 60)).chats_waiting == 0
+
+
+async def test_what_a_killed_writer_acknowledged_survives_with_the_records_it_depends_on(
+    reader: Store, db_url: str, tmp_path: Path, outage: Callable[[], Awaitable[Outage]]
+) -> None:
+    """The store is down from the writer's start: its journal's row, the new chat and the call
+    row holding it wait in memory while the caller's words past the queue bound are journaled
+    and acknowledged. The process is killed. Acknowledged words must not depend on records that
+    were only in memory: the next writer replays the journal's row, the chat and its holder
+    before the words (before this was fixed, it found no chat and discarded them)."""
+    down = await outage()
+    writer = await start_writer(db_url, tmp_path, max_queue=3, retry_initial_s=0.01)
+    c = chat()
+    held = call(c.id).model_copy(update={"journal": writer.journal_id})
+    writer.submit(c.model_copy(update={"holder": held}))
+    words = [writer.submit(msg(c.id, f"{SECRET} {i}").model_copy(update={"call_id": held.id}))
+             for i in range(6)]  # fmt: skip
+    async with asyncio.timeout(20):
+        await asyncio.wait(words, return_when=asyncio.FIRST_COMPLETED)
+    await abandon(writer)  # SIGKILL: whatever was only in memory is gone
+    acknowledged = [i for i, f in enumerate(words) if f.done() and f.exception() is None]
+    assert acknowledged, "the journal acknowledged nothing"
+    await down.end()
+    successor = await start_writer(db_url, tmp_path)
+    async with asyncio.timeout(30):
+        await successor.flush()
+    await successor.aclose()
+    stored = await contents(reader, c.id)
+    assert {f"{SECRET} {i}" for i in acknowledged} <= set(stored)
 
 
 RUNS = 30

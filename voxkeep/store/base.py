@@ -156,9 +156,11 @@ class ChatStore(Protocol):
         at: float,
         call_id: str | None = None,
     ) -> bool:
-        """End a chat. A chat with no user message is deleted instead; returns whether it
-        was kept. Raises NotFound if there is no such chat, and TakenOver, changing nothing,
-        when `call_id` (the call closing it) has lost the chat to another call."""
+        """End a chat. A chat with no user message is deleted instead, or left active for the
+        sweeper while another call's journal may still hold the caller's words (docs/store.md);
+        returns whether it was kept. Raises NotFound if there is no such chat, and TakenOver,
+        changing nothing, when `call_id` (the call closing it) has lost the chat to another
+        call."""
         ...
 
     async def aclose(self) -> None: ...

@@ -28,6 +28,17 @@ MESSAGE_COLUMNS = (
     " confidence, started_at, ended_at, created_at, prosody, item, metadata"
 )
 
+
+def journal_pending(chat: str, closer: str = "NULL") -> str:
+    """SQL, on either backend: whether a journal that a call of `chat` (other than `closer`)
+    wrote through is still open, so the caller's words may still be on their way to it: a chat
+    with no user message is not dropped meanwhile (docs/store.md). Both are SQL expressions."""
+    return (
+        "EXISTS (SELECT 1 FROM calls k JOIN journals j ON j.id = k.journal"
+        f" WHERE k.chat_id = {chat} AND k.id <> COALESCE({closer}, ''))"
+    )
+
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_SEARCH_WORDS = 16
 

@@ -6,7 +6,10 @@ the record is durable. One task commits the queue in small batches (group commit
 own store connection, retrying transient store errors with backoff. The in-memory queue is
 bounded; past the bound records are appended to the journal file (fsynced, which is when their
 futures resolve) and committed from there once the store catches up. Order is kept: once anything
-is in the journal, later records go there too until it has drained. At start the writer replays
+is in the journal, later records go there too until it has drained. A record is acknowledged
+only once everything submitted before it is durable too (a message needs its chat, and the
+sweeper the journal's row): so when the spill begins, the records still in memory, the batch
+being committed among them, go to the journal first. At start the writer replays
 what an earlier process left in the journal; at close whatever could not be committed in time is
 journaled for the next start. Nothing finalized is dropped silently.
 
@@ -19,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import itertools
 import os
 import random
 import socket
@@ -77,6 +79,11 @@ class Writer:
         self._io = io
         self._opts = opts
         self._queue: deque[_Pending] = deque()
+        self._batch: list[_Pending] = []
+        """The records being committed now, taken from the queue (journaled if the spill begins
+        meanwhile: then the list is replaced, and the commit's outcome counts for nothing)."""
+        self._replayed_already = 0
+        """Lines at the journal's head that a commit has stored since they were journaled."""
         self._spill: list[_Pending] = []
         self._appending = False
         self._disks_full: set[str] = set()  # "database", "journal": said once until space returns
@@ -125,8 +132,7 @@ class Writer:
         self._submitted += 1
         if self._spilling or len(self._queue) >= self._opts.max_queue:
             if not self._spilling:
-                log.warning("writer.spilling", queued=len(self._queue))
-            self._spilling = True
+                self._begin_spill()
             self._spill.append(pending)
             if not self._appending:
                 self._appending = True
@@ -213,25 +219,41 @@ class Writer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._opts.retry_max_s)
 
+    def _begin_spill(self) -> None:
+        """Past the queue bound: from now on records go to the journal, behind every record
+        still in memory (the batch being committed first), so that nothing acknowledged from
+        the journal depends on a record a killed process would lose."""
+        log.warning("writer.spilling", queued=len(self._queue) + len(self._batch))
+        ahead = [*self._batch, *self._queue]
+        self._batch = []  # (its commit may store it too: the replay then skips those lines)
+        self._queue.clear()
+        metrics.queue_records().dec(len(ahead))
+        self._spilling = True
+        self._spill.extend(ahead)
+
     async def _step(self) -> bool:
         """Do one piece of work; True when closing and nothing is left."""
         if self._queue:
-            batch = list(itertools.islice(self._queue, self._opts.max_batch))
-            moved = await self._commit([p.record for p in batch])
-            for _ in batch:
-                self._queue.popleft()
+            count = min(len(self._queue), self._opts.max_batch)
+            batch = self._batch = [self._queue.popleft() for _ in range(count)]
+            try:
+                moved = await self._commit([p.record for p in batch])
+            except BaseException:
+                if self._batch is batch:  # (not journaled meanwhile) back in front, in order
+                    self._queue.extendleft(reversed(batch))
+                    self._batch = []
+                raise
+            if self._batch is not batch:  # journaled meanwhile: counted when replayed
+                self._replayed_already = len(batch)
+                self._resolve(batch, moved)
+                return False
+            self._batch = []
             metrics.queue_records().dec(len(batch))
-            now = time.perf_counter()
-            for p in batch:
-                if p.future.done():
-                    continue
-                if moved and (how := moved.get(p.record.ref)) is not None:
-                    # stored in the call's continuation chat: the call moves there too
-                    p.future.set_exception(_LOST[how]())
-                else:
-                    p.future.set_result(None)
+            self._resolve(batch, moved)
             log.debug(
-                "writer.committed", records=len(batch), oldest_ms=_ms(now - batch[0].submitted_at)
+                "writer.committed",
+                records=len(batch),
+                oldest_ms=_ms(time.perf_counter() - batch[0].submitted_at),
             )
             self._advance(len(batch))
         elif self._journal_unread:
@@ -243,10 +265,23 @@ class Writer:
             await self._wake.wait()
         return False
 
+    def _resolve(self, batch: list[_Pending], moved: dict[str, LostHold]) -> None:
+        """Committed: each record's future resolves, or says its call lost its chat."""
+        for p in batch:
+            if p.future.done():
+                continue
+            if moved and (how := moved.get(p.record.ref)) is not None:
+                # stored in the call's continuation chat: the call moves there too
+                p.future.set_exception(_LOST[how]())
+            else:
+                p.future.set_result(None)
+
     async def _replay_some(self) -> None:
         lines, offset = await self._in_io(lambda: self._journal.read(self._opts.max_batch))
         records: list[Record] = []
-        for line in lines:
+        skip = min(self._replayed_already, len(lines))
+        self._replayed_already -= skip
+        for line in lines[skip:]:
             try:
                 records.append(_RECORD.validate_json(line))
             except (ValidationError, ValueError) as exc:

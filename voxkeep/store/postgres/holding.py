@@ -56,22 +56,26 @@ async def lost_at(
     return {row[0]: (row[1], row[2]) for row in rows}
 
 
-async def rehome_live_calls(conn: asyncpg.Connection, doomed: list[str]) -> None:
-    """See `rehome_live_calls` in `voxkeep/store/sqlite/holding.py`."""
-    live = await conn.fetch(
-        "SELECT id, chat_id FROM calls WHERE ended_at IS NULL AND chat_id = ANY($1::text[])"
+async def rehome_calls(conn: asyncpg.Connection, doomed: list[str]) -> None:
+    """See `rehome_calls` in `voxkeep/store/sqlite/holding.py`."""
+    rows = await conn.fetch(
+        "SELECT id, chat_id, ended_at IS NULL FROM calls WHERE chat_id = ANY($1::text[])"
+        " AND (ended_at IS NULL OR (end_reason = $2 AND journal IN (SELECT id FROM journals)))"
         " ORDER BY id FOR UPDATE",
-        doomed,
-    )
-    if not live:
+        doomed, TAKEN_OVER,
+    )  # fmt: skip
+    if not rows:
         return
     now = await conn.fetchval(_DB_NOW)
-    for call_id, chat_id in live:
+    for call_id, chat_id, live in rows:
         continuation, _ = continuation_ids(call_id)
+        if continuation == chat_id:
+            continue
         await conn.execute(_CONTINUE_EMPTY, continuation, now, chat_id)
-        await conn.execute(
-            "UPDATE calls SET ended_at = $1, end_reason = 'deleted' WHERE id = $2", now, call_id
-        )
+        if live:
+            await conn.execute(
+                "UPDATE calls SET ended_at = $1, end_reason = 'deleted' WHERE id = $2", now, call_id
+            )
         await conn.execute("UPDATE calls SET chat_id = $1 WHERE id = $2", continuation, call_id)
 
 
@@ -117,8 +121,7 @@ async def _sweep(conn: asyncpg.Connection, cutoff: float) -> Swept:
         "SELECT c.id, EXISTS (SELECT 1 FROM messages m WHERE m.chat_id = c.id AND m.role = 'user'),"
         " GREATEST(c.updated_at, COALESCE((SELECT MAX(heartbeat_at) FROM calls k"
         "   WHERE k.chat_id = c.id), 0)),"
-        " EXISTS (SELECT 1 FROM calls k JOIN journals j ON j.id = k.journal"
-        "   WHERE k.chat_id = c.id)"
+        f" {queries.journal_pending('c.id')}"
         " FROM chats c WHERE c.status = 'active' AND c.updated_at < $1"
         " AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.chat_id = c.id AND k.ended_at IS NULL)"
         " ORDER BY c.id FOR UPDATE OF c",

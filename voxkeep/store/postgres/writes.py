@@ -14,7 +14,7 @@ from voxkeep.core.errors import InvalidInput, NotFound, TakenOver
 from voxkeep.store import queries
 from voxkeep.store.base import LostHold, OwnerScope, WriteResult
 from voxkeep.store.postgres.connection import owner_clause
-from voxkeep.store.postgres.holding import TAKEN_OVER, insert_calls, lost_at, rehome_live_calls
+from voxkeep.store.postgres.holding import TAKEN_OVER, insert_calls, lost_at, rehome_calls
 from voxkeep.store.postgres.reads import PostgresReads
 from voxkeep.store.postgres.rows import INSERT_MESSAGE, message_to_row
 from voxkeep.store.records import (
@@ -117,7 +117,7 @@ async def delete_chats(conn: asyncpg.Connection, where: str, *params: Any) -> in
         row[0]
         for row in await conn.fetch(f"SELECT id FROM chats WHERE {where} FOR UPDATE", *params)
     ]
-    await rehome_live_calls(conn, doomed)
+    await rehome_calls(conn, doomed)
     deleted = await conn.execute("DELETE FROM chats WHERE id = ANY($1::text[])", doomed)
     return int(deleted.rsplit(" ", 1)[-1])
 
@@ -184,15 +184,17 @@ async def _close_chat(
 ) -> bool:
     if not await _lock_chats(conn, {chat_id}):
         raise NotFound("no such chat")
-    has_user, lost = await conn.fetchrow(
+    has_user, lost, waiting = await conn.fetchrow(
         "SELECT EXISTS (SELECT 1 FROM messages WHERE chat_id = $1 AND role = 'user'),"
-        " EXISTS (SELECT 1 FROM calls WHERE id = $2 AND end_reason = $3)",
+        " EXISTS (SELECT 1 FROM calls WHERE id = $2 AND end_reason = $3),"
+        f" {queries.journal_pending('$1', closer='$2')}",
         chat_id, call_id, TAKEN_OVER,
     )  # fmt: skip
     if lost:
         raise TakenOver("another call holds this chat now")
     if not has_user:
-        await conn.execute("DELETE FROM chats WHERE id = $1", chat_id)
+        if not waiting:
+            await conn.execute("DELETE FROM chats WHERE id = $1", chat_id)
         return False
     await conn.execute(
         "UPDATE chats SET status = $1, end_reason = $2, ended_at = $3,"

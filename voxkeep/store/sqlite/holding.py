@@ -98,22 +98,29 @@ def _heartbeat(conn: sqlite3.Connection, call_id: str, at: float) -> Hold:
     return lost[call_id][1] if lost else "held"
 
 
-def rehome_live_calls(conn: sqlite3.Connection, doomed: str) -> None:
-    """Before the chats `doomed` names (a JSON array of ids) are deleted: each call still
-    holding one ends `deleted` (so its heartbeat and its next write say so), and its row moves to
-    the call's continuation chat, created empty, where the call goes on (docs/resume.md)."""
-    live = conn.execute(
-        "SELECT id, chat_id FROM calls"
-        " WHERE ended_at IS NULL AND chat_id IN (SELECT value FROM json_each(?))",
-        (doomed,),
+def rehome_calls(conn: sqlite3.Connection, doomed: str) -> None:
+    """Before the chats `doomed` names (a JSON array of ids) are deleted, move the rows of the
+    calls that may still write to them to each call's continuation chat, created empty, where
+    the call goes on (docs/resume.md): a call still holding one ends `deleted` (so its heartbeat
+    and its next write say so); a call that lost one to a newer call and may not know yet (its
+    journal is still open) keeps its end, so what it said after the take-over still finds its
+    continuation. A row already in its continuation stays (the call moved on from it)."""
+    rows = conn.execute(
+        "SELECT id, chat_id, ended_at IS NULL FROM calls"
+        " WHERE chat_id IN (SELECT value FROM json_each(?)) AND (ended_at IS NULL"
+        "  OR (end_reason = ? AND journal IN (SELECT id FROM journals)))",
+        (doomed, TAKEN_OVER),
     ).fetchall()
     now = time.time()
-    for call_id, chat_id in live:
+    for call_id, chat_id, live in rows:
         continuation, _ = continuation_ids(call_id)
+        if continuation == chat_id:
+            continue
         conn.execute(_CONTINUE_EMPTY, (continuation, now, now, chat_id))
-        conn.execute(
-            "UPDATE calls SET ended_at = ?, end_reason = 'deleted' WHERE id = ?", (now, call_id)
-        )
+        if live:
+            conn.execute(
+                "UPDATE calls SET ended_at = ?, end_reason = 'deleted' WHERE id = ?", (now, call_id)
+            )
         conn.execute("UPDATE calls SET chat_id = ? WHERE id = ?", (continuation, call_id))
 
 
@@ -133,8 +140,7 @@ def _sweep(conn: sqlite3.Connection, cutoff: float) -> Swept:
         "SELECT c.id, EXISTS (SELECT 1 FROM messages m WHERE m.chat_id = c.id AND m.role = 'user'),"
         " MAX(c.updated_at, COALESCE((SELECT MAX(heartbeat_at) FROM calls k"
         "   WHERE k.chat_id = c.id), 0)),"
-        " EXISTS (SELECT 1 FROM calls k JOIN journals j ON j.id = k.journal"
-        "   WHERE k.chat_id = c.id)"
+        f" {queries.journal_pending('c.id')}"
         " FROM chats c WHERE c.status = 'active' AND c.updated_at < ?"
         " AND NOT EXISTS (SELECT 1 FROM calls k WHERE k.chat_id = c.id AND k.ended_at IS NULL)",
         (cutoff,),

@@ -34,7 +34,7 @@ from voxkeep.store.records import (
     check_text,
 )
 from voxkeep.store.sqlite.connection import ROWS_PER_PAGE, owner_clause
-from voxkeep.store.sqlite.holding import TAKEN_OVER, insert_calls, lost_at, rehome_live_calls
+from voxkeep.store.sqlite.holding import TAKEN_OVER, insert_calls, lost_at, rehome_calls
 from voxkeep.store.sqlite.reads import SqliteReads
 from voxkeep.store.sqlite.rows import message_to_row
 
@@ -181,18 +181,20 @@ def _close_chat(
     at: float,
     call_id: str | None,
 ) -> bool:
-    exists, has_user, lost = conn.execute(
+    exists, has_user, lost, waiting = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM chats WHERE id = ?),"
         " EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND role = 'user'),"
-        " EXISTS (SELECT 1 FROM calls WHERE id = ? AND end_reason = ?)",
-        (chat_id, chat_id, call_id, TAKEN_OVER),
+        " EXISTS (SELECT 1 FROM calls WHERE id = ? AND end_reason = ?),"
+        f" {queries.journal_pending('?', closer='?')}",
+        (chat_id, chat_id, call_id, TAKEN_OVER, chat_id, call_id),
     ).fetchone()
     if not exists:
         raise NotFound("no such chat")
     if lost:
         raise TakenOver("another call holds this chat now")
     if not has_user:
-        conn.execute("DELETE FROM chats WHERE id = ?", (chat_id,))
+        if not waiting:
+            conn.execute("DELETE FROM chats WHERE id = ?", (chat_id,))
         return False
     conn.execute(
         "UPDATE chats SET status = ?, end_reason = ?, ended_at = ?,"
@@ -208,7 +210,7 @@ def delete_chats(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) 
     doomed = json.dumps(
         [row[0] for row in conn.execute(f"SELECT id FROM chats WHERE {where}", params)]
     )
-    rehome_live_calls(conn, doomed)
+    rehome_calls(conn, doomed)
     return int(
         conn.execute(
             "DELETE FROM chats WHERE id IN (SELECT value FROM json_each(?))", (doomed,)
