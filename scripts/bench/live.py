@@ -8,9 +8,12 @@ and the stand-in model server in another process. In one run:
   speech to the agent thinking (LiveKit's end of turn: the floor);
 - joining the room to `chat.started` received, beside joining to the agent in the room;
 - the worker's CPU per call with persistence and prosody on (ours) and off (a bare LiveKit agent
-  with the same session factory, providers and VAD), with 1, 10 and 25 concurrent callers.
+  with the same session factory, providers and VAD), with 1, 10 and 25 concurrent callers;
+- with `--profile`, where that CPU goes: py-spy samples the worker and its job processes over
+  each window, and the top frames of ours and bare are printed side by side.
 
     .venv/bin/python scripts/bench/live.py [--rounds 200] [--callers 1,10,25] [--window 30]
+        [--profile]
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 from _common import percentile, print_table, start_servers
+from _profile import Profile, profiled, short
 
 from tests.support.caller import Caller, token
 from tests.support.processes import ModelServer, Worker, clean_env, free_port
@@ -183,12 +188,23 @@ async def talk(caller: Caller, until: float) -> tuple[int, int]:
     return answered, missed
 
 
-async def cpu_per_call(
-    bench: Bench, mode: str, callers: int, window: float
-) -> tuple[float, int, int, int]:
+@dataclass
+class Load:
+    """One mode's run at one number of callers."""
+
+    share: float
+    """The worker's CPU per call, a share of one core."""
+    answered: int
+    missed: int
+    unserved: int
+    profile: Profile | None
+
+
+async def cpu_per_call(bench: Bench, mode: str, callers: int, window: float, profile: bool) -> Load:
     """The worker's CPU per call (a share of one core) over `window` seconds of continuous
     turns by up to `callers` callers at once; the turns answered and missed; the callers left
-    out because one got no agent within 30 s (the machine is full: nobody more joins)."""
+    out because one got no agent within 30 s (the machine is full: nobody more joins); where
+    the CPU went, when asked."""
     settings = {"VOXKEEP_IDLE_PROCESSES": str(min(callers, 4)), "VOXKEEP_DRAIN_TIMEOUT_S": "5"}
     async with bench.worker(mode, **settings) as worker:
         people: list[Caller] = []
@@ -202,14 +218,40 @@ async def cpu_per_call(
             people.append(person)
         unserved = callers - len(people)
         await asyncio.sleep(2)  # every session up and listening
-        start, before = time.monotonic(), cpu_seconds(worker.pid)
-        turns = await asyncio.gather(*[talk(p, start + window) for p in people])
-        used = cpu_seconds(worker.pid) - before
-        elapsed = time.monotonic() - start
+        where: Profile | None = None
+        async with contextlib.AsyncExitStack() as stack:
+            if profile:  # (read as the window ends)
+                sampled = bench.folder / f"profile-{mode}-{callers}.raw"
+                where = await stack.enter_async_context(profiled(worker.pid, window, sampled))
+            start, before = time.monotonic(), cpu_seconds(worker.pid)
+            turns = await asyncio.gather(*[talk(p, start + window) for p in people])
+            used = cpu_seconds(worker.pid) - before
+            elapsed = time.monotonic() - start
         await asyncio.gather(*[p.leave() for p in people])
     served = max(len(people), 1)
     answered, missed = sum(a for a, _ in turns), sum(m for _, m in turns)
-    return used / elapsed / served, answered, missed, unserved
+    return Load(used / elapsed / served, answered, missed, unserved, where)
+
+
+def print_profiles(callers: int, profiles: dict[str, Profile]) -> None:
+    """The frames most often on top of the stack, ours beside bare, and how much of ours is
+    in our own code."""
+    tops = {mode: p.top_self(12) if not p.failed else [] for mode, p in profiles.items()}
+    rows = []
+    for i in range(12):
+        row: list[object] = [i + 1]
+        for mode in ("ours", "bare"):
+            top = tops.get(mode, [])
+            row += [short(top[i][0]), f"{top[i][1] * 100:.1f} %"] if i < len(top) else ["", ""]
+        rows.append(row)
+    print_table(["#", f"ours, {callers} callers: top frame", "self", "bare: top frame", "self"],
+                rows)  # fmt: skip
+    for mode, p in profiles.items():
+        said = p.failed or (
+            f"{p.samples} samples; {p.share_under('voxkeep/') * 100:.1f} % with voxkeep code "
+            f"on the stack, {p.share_under('silero') * 100:.1f} % in silero's VAD"
+        )
+        print(f"{mode}: {said}")
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -250,16 +292,23 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         for n in args.callers:
             cells: list[object] = [n]
             share: dict[str, float] = {}
+            profiles: dict[str, Profile] = {}
             for mode in ("ours", "bare"):
                 try:
-                    got = await cpu_per_call(bench, mode, n, args.window)
-                    share[mode], answered, missed, unserved = got
-                    cells += [f"{share[mode] * 100:.1f} %", f"{answered} / {missed} / {unserved}"]
+                    got = await cpu_per_call(bench, mode, n, args.window, args.profile)
+                    cells += [f"{got.share * 100:.1f} %",
+                              f"{got.answered} / {got.missed} / {got.unserved}"]  # fmt: skip
+                    if got.answered:  # a window with no turn answered measures nothing
+                        share[mode] = got.share
+                    if got.profile is not None:
+                        profiles[mode] = got.profile
                 except Exception as exc:  # noqa: BLE001 - a run that fails is a result to print
                     cells += [f"failed: {type(exc).__name__}: {exc}"[:60], ""]
             both = "ours" in share and "bare" in share
-            cells.append(f"{share['ours'] / share['bare']:.2f}×" if both else "–")
+            cells.append(f"{share['ours'] / share['bare']:.2f}×" if both else "– (no turns)")
             rows.append(cells)
+            if profiles:
+                print_profiles(n, profiles)
         turns = "turns ok / missed / unserved callers"
         print_table(["callers", "ours: CPU / call", turns, "bare LiveKit agent", turns,
                      "ours / bare"], rows)  # fmt: skip
@@ -282,6 +331,7 @@ def main() -> None:
     parser.add_argument("--joins", type=int, default=8, help="joins for join → chat.started")
     parser.add_argument("--callers", default="1,10,25", help="concurrent callers, comma-separated")
     parser.add_argument("--window", type=float, default=30.0, help="seconds of talk per CPU run")
+    parser.add_argument("--profile", action="store_true", help="sample where the CPU goes")
     args = parser.parse_args()
     args.callers = [int(n) for n in args.callers.split(",")]
     folder = Path(tempfile.mkdtemp(prefix="bench-live-"))

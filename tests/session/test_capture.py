@@ -43,6 +43,8 @@ async def test_a_three_turn_call_stores_every_turn_in_order_with_prosody_and_tim
     for clip in clips:
         await call.say(clip)
     chat_id = call.call.state.chat_id
+    # one VAD inference for the session's turns and prosody's utterances (docs/prosody.md)
+    assert call.call.prosody is not None and call.call.prosody.shares_vad
     await call.end("hangup")
 
     messages = await stored(reader, chat_id)

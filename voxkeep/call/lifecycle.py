@@ -31,7 +31,7 @@ from voxkeep.control.room import ChatStarted
 from voxkeep.core.errors import VoxkeepError
 from voxkeep.core.logs import keep_private
 from voxkeep.core.settings import Settings
-from voxkeep.prosody.stream import AcousticStream, tap
+from voxkeep.prosody.stream import AcousticStream
 from voxkeep.store.records import Chat
 from voxkeep.store.writer import Writer
 
@@ -171,7 +171,7 @@ class Call:
         chat, and a returning caller is greeted as one."""
         if self._heartbeat is not None:
             return
-        if self.prosody is not None and not tap(self.session, self.prosody):
+        if self.prosody is not None and not self.prosody.listen(self.session):
             log.warning("prosody.no_audio_input", call_id=self.state.call_id)
         self._heartbeat = asyncio.create_task(self._beat(), name="call.heartbeat")
         resumed = self._opened is not None and self._opened.resumed

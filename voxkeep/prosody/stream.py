@@ -1,11 +1,12 @@
 """The LiveKit edge of the prosody plugin: hear the caller's audio, cut it into utterances.
 
-`ProsodyTap` sits in the session's audio input chain (`session.input.audio`), ahead of
-whatever the agent does with the frames: a recognizer and the user's own `stt_node`, or a
-realtime model. Every frame the session takes from the room passes through it to the stream.
-A VAD stream of our own marks where each utterance starts and ends (the session's own events
-lag the frames; docs/livekit.md). When a user message is committed, `take()` summarizes the
-utterances heard since the previous one.
+When the session's VAD is a `SharedVAD` (the worker builds its sessions so), the stream hears
+the frames the session gives its VAD, and that VAD's events mark where each utterance starts
+and ends: one inference serves both. Otherwise `ProsodyTap` sits in the session's audio input
+chain (`session.input.audio`), ahead of whatever the agent does with the frames (a recognizer
+and the user's own `stt_node`, or a realtime model), and a VAD stream of our own marks the
+utterances (the session's own events lag the frames; docs/livekit.md). When a user message is
+committed, `take()` summarizes the utterances heard since the previous one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from livekit.agents import vad as lk_vad
 
 from voxkeep.core import metrics
 from voxkeep.prosody.analysis import as_floats, summarize_span
+from voxkeep.prosody.shared_vad import SharedVAD
 from voxkeep.prosody.tracker import Tracker
 
 log = structlog.get_logger(__name__)
@@ -68,6 +70,8 @@ class AcousticStream:
 
     def __init__(self, vad: lk_vad.VAD) -> None:
         self._vad = vad
+        self._shared: SharedVAD | None = None
+        self._source: object = None  # the shared VAD's stream whose timeline is ours now
         self._tracker: Tracker | None = None
         self._refused_rate: int | None = None
         self._vad_stream: lk_vad.VADStream | None = None
@@ -77,27 +81,71 @@ class AcousticStream:
         self._tasks: set[asyncio.Task[None]] = set()
         self._clock: deque[tuple[float, float]] = deque(maxlen=CLOCK_POINTS)
 
+    def listen(self, session: AgentSession[Any]) -> bool:
+        """Hear the caller through `session`'s VAD when it is shared (nothing more to run),
+        else through a tap on its audio input (see `tap`). False when the session has no
+        audio input."""
+        vad = session.vad
+        if isinstance(vad, SharedVAD) and not _agent_has_own_vad(session):
+            self.hear_through(vad)
+            return True
+        return tap(session, self)
+
+    @property
+    def shares_vad(self) -> bool:
+        """Whether the caller is heard through the session's shared VAD (no VAD of our own)."""
+        return self._shared is not None
+
+    def hear_through(self, vad: SharedVAD) -> None:
+        """Take the frames and events of `vad`'s streams (`heard`, `detected`) from now on."""
+        self._shared, vad.hearing = vad, self
+
+    def heard(self, stream: object, frame: rtc.AudioFrame) -> None:
+        """A frame the session gave its shared VAD. The session may run several streams on the
+        same frames: the first to hear one is followed until it closes (a new stream: a new
+        timeline)."""
+        if self._source is None:
+            self._source = stream
+            self._tracker = None
+        if stream is self._source:
+            self._hear(frame, own_vad=False)
+
+    def closed(self, stream: object) -> None:
+        """A stream of the shared VAD ended: the next one to hear a frame is followed."""
+        if stream is self._source:
+            self._source = None
+
+    def detected(self, stream: object, event: lk_vad.VADEvent, at_s: float) -> None:
+        """An event of the session's shared VAD, at `at_s` on the stream's timeline."""
+        if stream is self._source and self._tracker is not None:
+            self._on_event(event, at_s)
+
     def push(self, frame: rtc.AudioFrame) -> None:
-        """One frame of the caller's audio, as the session took it from the room. Never
-        raises: prosody is an extra, and this runs on the session's audio path."""
+        """One frame of the caller's audio, as the session took it from the room (our own VAD
+        hears it too). Never raises: prosody is an extra, and this runs on the session's audio
+        path."""
+        self._hear(frame, own_vad=True)
+
+    def _hear(self, frame: rtc.AudioFrame, *, own_vad: bool) -> None:
         try:
-            tracker, stream = self._tracker, self._vad_stream
-            if tracker is None or stream is None or tracker.rate != frame.sample_rate:
-                tracker, stream = self._restart(frame.sample_rate)
-                if tracker is None or stream is None:
+            tracker = self._tracker
+            if tracker is None or tracker.rate != frame.sample_rate:
+                tracker = self._restart(frame.sample_rate, own_vad=own_vad)
+                if tracker is None:
                     return
             tracker.push(as_floats(frame.data, frame.num_channels))
             self._clock.append((tracker.pushed_s, time.time()))
-            stream.push_frame(frame)
+            if self._vad_stream is not None:
+                self._vad_stream.push_frame(frame)
         except Exception as exc:  # noqa: BLE001 - the caller's audio goes on without prosody
             log.error("prosody.frame_failed", error=type(exc).__name__)
 
-    def _restart(self, rate: int) -> tuple[Tracker | None, lk_vad.VADStream | None]:
-        """A new timeline at `rate`: the tracker, our VAD stream (its timestamps count from its
-        first frame) and the clock start over together. None for a rate too low to analyse:
-        that audio gets no prosody, and the call goes on."""
+    def _restart(self, rate: int, *, own_vad: bool) -> Tracker | None:
+        """A new timeline at `rate`: the tracker, the VAD's (a VAD stream's timestamps count
+        from its first frame) and the clock start over together. None for a rate too low to
+        analyse: that audio gets no prosody, and the call goes on."""
         if rate == self._refused_rate:
-            return None, None
+            return None
         if self._tracker is not None:
             log.warning("prosody.rate_changed", sample_rate=rate)
         self._heard.clear()
@@ -108,24 +156,28 @@ class AcousticStream:
             self._tracker = Tracker(rate)
         except ValueError:
             self._tracker, self._refused_rate = None, rate
-            return None, None
-        self._vad_stream = self._vad.stream()
-        self._own(self._follow(self._vad_stream), "prosody.vad")
-        return self._tracker, self._vad_stream
+            return None
+        if own_vad:
+            self._vad_stream = self._vad.stream()
+            self._own(self._follow(self._vad_stream), "prosody.vad")
+        return self._tracker
 
     async def _follow(self, stream: lk_vad.VADStream) -> None:
         async for ev in stream:
-            self._vad_s = max(self._vad_s, ev.timestamp)
-            if ev.type == lk_vad.VADEventType.START_OF_SPEECH:
-                buffered = sum(f.samples_per_channel / f.sample_rate for f in ev.frames)
-                self._heard.append(_Utterance(start_s=max(ev.timestamp - buffered, 0.0)))
-            elif (
-                ev.type == lk_vad.VADEventType.END_OF_SPEECH
-                and self._heard
-                and self._heard[-1].end_s is None
-            ):
-                self._heard[-1].end_s = ev.timestamp - ev.silence_duration
-            self._changed.set()
+            self._on_event(ev, ev.timestamp)
+
+    def _on_event(self, ev: lk_vad.VADEvent, at_s: float) -> None:
+        self._vad_s = max(self._vad_s, at_s)
+        if ev.type == lk_vad.VADEventType.START_OF_SPEECH:
+            buffered = sum(f.samples_per_channel / f.sample_rate for f in ev.frames)
+            self._heard.append(_Utterance(start_s=max(at_s - buffered, 0.0)))
+        elif (
+            ev.type == lk_vad.VADEventType.END_OF_SPEECH
+            and self._heard
+            and self._heard[-1].end_s is None
+        ):
+            self._heard[-1].end_s = at_s - ev.silence_duration
+        self._changed.set()
 
     async def take(self, transcript: str) -> Heard | None:
         """The acoustic prosody of what the caller said since the last `take`, or None when no
@@ -181,6 +233,8 @@ class AcousticStream:
         task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
+        if self._shared is not None and self._shared.hearing is self:
+            self._shared.hearing = None
         followers = [t for t in self._tasks if t.get_name() == "prosody.vad"]
         for task in followers:
             task.cancel()
@@ -200,6 +254,16 @@ class ProsodyTap(io.AudioInput):
         frame = await super().__anext__()
         self._stream.push(frame)
         return frame
+
+
+def _agent_has_own_vad(session: AgentSession[Any]) -> bool:
+    """Whether the agent the session runs now brings a VAD of its own (the shared one, the
+    session's, is then not the one that hears the caller)."""
+    try:
+        own = session.current_agent.vad
+    except RuntimeError:  # not started: the agent it starts with is not known here
+        return False
+    return isinstance(own, lk_vad.VAD) and not isinstance(own, SharedVAD)
 
 
 def tap(session: AgentSession[Any], stream: ProsodyStream) -> bool:

@@ -28,6 +28,7 @@ from voxkeep.call.capture import CallEnd
 from voxkeep.call.lifecycle import Call, Job
 from voxkeep.control.room import RPC_METHOD
 from voxkeep.core.settings import Settings
+from voxkeep.prosody.shared_vad import SharedVAD
 from voxkeep.sim.audio import (
     LocalParticipant,
     RemoteParticipant,
@@ -94,7 +95,7 @@ class SimCall:
             metadata=self.job_metadata or "",
         )
         session = self.user_session or build_session(
-            self.vad,
+            SharedVAD(self.vad),
             self.providers,
             turn_detection=models.turn_detection(self.settings),
             adaptive_interruption=self.settings.adaptive_interruption,

@@ -21,6 +21,7 @@ from voxkeep.call.history import VAD_KEY, ChatHistory
 from voxkeep.core.logs import configure_logging
 from voxkeep.core.settings import Settings, load_settings
 from voxkeep.jobs.background import run_background
+from voxkeep.prosody.shared_vad import SharedVAD
 from voxkeep.worker import providers as models
 from voxkeep.worker.assistant import Assistant
 from voxkeep.worker.factory import build, load_factory
@@ -93,7 +94,7 @@ async def entrypoint(ctx: JobContext) -> None:
     else:
         providers = models.build(settings)
         session = build_session(
-            vad,
+            SharedVAD(vad),  # one inference for the session's turns and prosody's utterances
             providers,
             turn_detection=models.turn_detection(settings),
             adaptive_interruption=settings.adaptive_interruption,
