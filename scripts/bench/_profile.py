@@ -12,8 +12,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RATE = 50
-"""Samples per second per process: enough for a few minutes' window, light on the machine."""
+RATE = 20
+"""Samples per second per process: enough over a 30 s window, light on a full machine."""
+WAITING = (
+    (".select", "/selectors.py"), ("Condition.wait", "/threading.py"),
+    ("_worker", "/concurrent/futures/thread.py"), ("_wait_for_tstate_lock", "/threading.py"),
+)  # fmt: skip
+"""(function, file) of frames where a thread waits (py-spy cannot always tell such a thread
+idle): left out of the tops."""
 
 
 @dataclass
@@ -27,18 +33,39 @@ class Profile:
     def samples(self) -> int:
         return sum(self.stacks.values())
 
+    @property
+    def busy(self) -> int:
+        """Samples of threads at work (not waiting in a selector, a lock or a queue)."""
+        return sum(c for s, c in self.stacks.items() if not waiting(s[-1]))
+
     def top_self(self, n: int) -> list[tuple[str, float]]:
-        """The frames most often on top of the stack, with their share of the samples."""
+        """The frames most often on top of a working thread's stack, with their share of the
+        busy samples."""
         leaves: Counter[str] = Counter()
         for stack, count in self.stacks.items():
-            leaves[stack[-1]] += count
-        total = max(self.samples, 1)
+            if not waiting(stack[-1]):
+                leaves[stack[-1]] += count
+        total = max(self.busy, 1)
         return [(frame, count / total) for frame, count in leaves.most_common(n)]
 
-    def share_under(self, marker: str) -> float:
-        """The share of the samples with a frame whose text holds `marker` on the stack."""
-        inside = sum(c for s, c in self.stacks.items() if any(marker in f for f in s))
-        return inside / max(self.samples, 1)
+    def share_under(self, folder: str) -> float:
+        """The share of the busy samples with code from `folder` (a path part) on the stack."""
+        inside = sum(
+            c for s, c in self.stacks.items()
+            if not waiting(s[-1]) and any(folder in _file(f) for f in s)
+        )  # fmt: skip
+        return inside / max(self.busy, 1)
+
+
+def waiting(frame: str) -> bool:
+    name, _, where = frame.rpartition(" (")
+    path = where.rpartition(":")[0]
+    return any(name.endswith(fn) and path.endswith(file) for fn, file in WAITING)
+
+
+def _file(frame: str) -> str:
+    """The file part of `function (file:line)` (a function's text may hold anything)."""
+    return frame.rpartition(" (")[2]
 
 
 def py_spy() -> str | None:
@@ -59,6 +86,7 @@ async def profiled(pid: int, seconds: float, into: Path) -> AsyncIterator[Profil
     proc = await asyncio.create_subprocess_exec(
         tool, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
         "--rate", str(RATE), "--duration", str(max(1, round(seconds))), "--format", "raw",
+        "--full-filenames",
         "--output", str(into),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -66,7 +94,7 @@ async def profiled(pid: int, seconds: float, into: Path) -> AsyncIterator[Profil
         yield profile
     finally:
         try:
-            async with asyncio.timeout(seconds + 30):
+            async with asyncio.timeout(2 * seconds + 30):  # (py-spy lags on a full machine)
                 _, err = await proc.communicate()
         except TimeoutError:
             proc.kill()
@@ -90,8 +118,8 @@ def read_raw(text: str) -> Counter[tuple[str, ...]]:
 
 def short(frame: str) -> str:
     """`function (/long/path/package/module.py:12)` as `function (package/module.py:12)`."""
-    name, _, where = frame.partition(" (")
-    if not where:
-        return frame
+    name, _, where = frame.rpartition(" (")
+    if not name:
+        return frame[:60]
     path = where.rstrip(")")
-    return f"{name} ({'/'.join(Path(path).parts[-2:])})"
+    return f"{name[:40]} ({'/'.join(Path(path).parts[-2:])})"

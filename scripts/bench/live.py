@@ -248,8 +248,9 @@ def print_profiles(callers: int, profiles: dict[str, Profile]) -> None:
                 rows)  # fmt: skip
     for mode, p in profiles.items():
         said = p.failed or (
-            f"{p.samples} samples; {p.share_under('voxkeep/') * 100:.1f} % with voxkeep code "
-            f"on the stack, {p.share_under('silero') * 100:.1f} % in silero's VAD"
+            f"{p.samples} samples, {p.busy} at work; of those, "
+            f"{p.share_under('/voxkeep/') * 100:.1f} % with voxkeep code on the stack, "
+            f"{p.share_under('/silero/') * 100:.1f} % in silero's VAD"
         )
         print(f"{mode}: {said}")
 
