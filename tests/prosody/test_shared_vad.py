@@ -89,3 +89,32 @@ async def test_prosody_through_the_shared_vad_matches_its_own_vad(
         pitch_mine, pitch_theirs = mine.prosody["pitch"], theirs.prosody["pitch"]
         assert abs(pitch_mine["median_hz"] - pitch_theirs["median_hz"]) < 3
         assert 70 < pitch_theirs["median_hz"] < 200  # espeak-ng's default voice
+
+
+class Broken:
+    """A hearing that fails on the first frame."""
+
+    def heard(self, stream: object, frame: rtc.AudioFrame) -> None:
+        raise ValueError("broken")
+
+    def detected(self, stream: object, event: lk_vad.VADEvent, at_s: float) -> None:
+        raise ValueError("broken")
+
+    def closed(self, stream: object) -> None:
+        pass
+
+
+async def test_a_failing_hearing_never_breaks_the_session_s_vad(vad: lk_vad.VAD) -> None:
+    session_vad = SharedVAD(vad)
+    session_vad.hearing = Broken()
+    stream = session_vad.stream()
+    for frame in frames(await espeak(TURNS[0], Voice())):
+        stream.push_frame(frame)
+    stream.end_input()
+    kinds = set()
+    async with asyncio.timeout(30):
+        async for event in stream:
+            kinds.add(event.type)
+    assert {lk_vad.VADEventType.START_OF_SPEECH, lk_vad.VADEventType.END_OF_SPEECH} <= kinds
+    assert session_vad.hearing is None  # let go: prosody stops, the call goes on
+    await stream.aclose()

@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
+import structlog
 from livekit import rtc
 from livekit.agents import vad as lk_vad
 from livekit.agents.utils import aio
+
+log = structlog.get_logger(__name__)
 
 
 class Hearing(Protocol):
@@ -83,7 +87,7 @@ class _SharedStream(lk_vad.VADStream):
                     self._inner.flush()
                     continue
                 if (hearing := self._shared.hearing) is not None:
-                    hearing.heard(self, item)
+                    self._tell(hearing.heard, item)
                 self._heard_s += item.samples_per_channel / item.sample_rate
                 self._inner.push_frame(item)
             self._inner.end_input()
@@ -92,7 +96,7 @@ class _SharedStream(lk_vad.VADStream):
             await aio.cancel_and_wait(events)
             await self._inner.aclose()
             if (hearing := self._shared.hearing) is not None:
-                hearing.closed(self)
+                self._tell(hearing.closed)
 
     async def _forward_events(self) -> None:
         origin, last = 0.0, 0.0
@@ -101,5 +105,14 @@ class _SharedStream(lk_vad.VADStream):
                 origin = self._segments.popleft()
             last = event.timestamp
             if (hearing := self._shared.hearing) is not None:
-                hearing.detected(self, event, origin + event.timestamp)
+                self._tell(hearing.detected, event, origin + event.timestamp)
             self._event_ch.send_nowait(event)
+
+    def _tell(self, what: Callable[..., None], *args: Any) -> None:
+        """Tell the hearing, which must never break the session's own VAD: one that fails is
+        let go (prosody stops; the call goes on)."""
+        try:
+            what(self, *args)
+        except Exception as exc:  # noqa: BLE001 - prosody is an extra
+            log.error("prosody.hearing_failed", error=type(exc).__name__)
+            self._shared.hearing = None
