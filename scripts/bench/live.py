@@ -13,7 +13,7 @@ and the stand-in model server in another process. In one run:
   each window, and the top frames of ours and bare are printed side by side.
 
     .venv/bin/python scripts/bench/live.py [--rounds 200] [--callers 1,10,25] [--window 30]
-        [--profile]
+        [--profile] [--keep]
 """
 
 from __future__ import annotations
@@ -333,6 +333,7 @@ def main() -> None:
     parser.add_argument("--callers", default="1,10,25", help="concurrent callers, comma-separated")
     parser.add_argument("--window", type=float, default=30.0, help="seconds of talk per CPU run")
     parser.add_argument("--profile", action="store_true", help="sample where the CPU goes")
+    parser.add_argument("--keep", action="store_true", help="keep the logs and raw profiles")
     args = parser.parse_args()
     args.callers = [int(n) for n in args.callers.split(",")]
     folder = Path(tempfile.mkdtemp(prefix="bench-live-"))
@@ -341,7 +342,10 @@ def main() -> None:
     except BaseException:
         print(f"\nthe workers' logs are kept in {folder}")
         raise
-    shutil.rmtree(folder, ignore_errors=True)
+    if args.keep:
+        print(f"\nthe workers' logs and profiles are kept in {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
