@@ -15,7 +15,7 @@ from livekit.agents import vad as lk_vad
 from livekit.plugins import silero
 
 from voxkeep.prosody.shared_vad import SharedVAD
-from voxkeep.prosody.stream import AcousticStream, Heard
+from voxkeep.prosody.stream import VAD_SLACK_S, AcousticStream, Heard
 from voxkeep.sim.speech import ESPEAK_RATE, Voice, espeak
 
 FRAME = ESPEAK_RATE // 50  # 20 ms
@@ -43,6 +43,18 @@ async def drain(stream: lk_vad.VADStream) -> None:
         pass
 
 
+async def caught_up(stream: AcousticStream) -> None:
+    """Until the stream's VAD has heard all the audio and closed the utterance in it (on a busy
+    machine that can take longer than `take` waits)."""
+    while True:
+        stream._changed.clear()  # (set by each event of its VAD)
+        tracker = stream._tracker
+        behind = tracker is None or stream._vad_s < tracker.pushed_s - VAD_SLACK_S
+        if not behind and not (stream._heard and stream._heard[-1].end_s is None):
+            return
+        await stream._changed.wait()
+
+
 async def heard_both_ways(
     vad: lk_vad.VAD, turns: list[list[rtc.AudioFrame]], *, flush_between: bool
 ) -> tuple[list[Heard | None], list[Heard | None]]:
@@ -61,7 +73,9 @@ async def heard_both_ways(
                 own.push(frame)
                 stream.push_frame(frame)
                 await asyncio.sleep(0)
-            await asyncio.sleep(0.3)  # both VADs catch up with the pause
+            async with asyncio.timeout(30):  # both VADs catch up with the pause
+                await caught_up(own)
+                await caught_up(shared)
             got_own.append(await own.take(TURNS[n]))
             got_shared.append(await shared.take(TURNS[n]))
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -261,6 +262,13 @@ Record = Annotated[
     | JournalClosed,
     Field(discriminator="kind"),
 ]
+
+
+def call_rows(records: Sequence[Record]) -> list[NewCall]:
+    """The call rows a batch creates, each chat's holder first (a backend inserts them after
+    the chats, before the messages)."""
+    holders = [r.holder for r in records if isinstance(r, NewChat) and r.holder is not None]
+    return holders + [r for r in records if isinstance(r, NewCall)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,10 @@ from voxkeep.store.records import (
     JournalClosed,
     JournalOpened,
     MessageMeasured,
-    NewCall,
     NewChat,
     NewMessage,
     Record,
+    call_rows,
     check_text,
 )
 
@@ -64,7 +64,7 @@ async def write_records(
 ) -> WriteResult:
     """Apply a batch: chats and calls first, then the messages, then the rest (as SQLite)."""
     chats = [r for r in records if isinstance(r, NewChat)]
-    calls = [c.holder for c in chats if c.holder] + [r for r in records if isinstance(r, NewCall)]
+    calls = call_rows(records)
     messages = [r for r in records if isinstance(r, NewMessage)]
     journals = [r for r in records if isinstance(r, JournalOpened)]
     if journals:

@@ -27,10 +27,10 @@ from voxkeep.store.records import (
     JournalClosed,
     JournalOpened,
     MessageMeasured,
-    NewCall,
     NewChat,
     NewMessage,
     Record,
+    call_rows,
     check_text,
 )
 from voxkeep.store.sqlite.connection import ROWS_PER_PAGE, owner_clause
@@ -81,7 +81,7 @@ def write_records(
     order a batch can need: a record only ever refers to a chat or call created before it."""
     chats = [r for r in records if isinstance(r, NewChat)]
     messages = [r for r in records if isinstance(r, NewMessage)]
-    calls = [c.holder for c in chats if c.holder] + [r for r in records if isinstance(r, NewCall)]
+    calls = call_rows(records)
     conn.executemany(
         _OPEN_JOURNAL,
         [(r.id, r.host, r.pid, r.opened_at) for r in records if isinstance(r, JournalOpened)],
