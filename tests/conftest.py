@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import pytest
@@ -121,6 +121,7 @@ def msg(
     role: Role = "user",
     msg_id: str | None = None,
     at: float | None = None,
+    prosody: dict[str, Any] | None = None,
 ) -> NewMessage:
     return NewMessage(
         id=msg_id or f"item_{next(_ids):08d}",
@@ -128,6 +129,7 @@ def msg(
         role=role,
         content=content,
         created_at=time.time() if at is None else at,
+        prosody=prosody,
     )
 
 

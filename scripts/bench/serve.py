@@ -2,8 +2,9 @@
 and 100,000 messages, one of them a 10,000-message chat. In one run:
 
 - requests per second, p50 and p99 for the chat list, a chat page (the chat and its first 200
-  messages) and a full-text search, under concurrent clients on loopback; beside the same server
-  answering its OpenAPI description (cached, no store: the floor), as a ratio;
+  messages), a full-text search and the prosody chart of the 10,000-message chat, under
+  concurrent clients on loopback; beside the same server answering its OpenAPI description
+  (cached, no store: the floor), as a ratio;
 - the time for the 10,000-message chat's page to show its first screen of transcript in
   Debian's Chromium, beside a 10-message chat's (the floor).
 
@@ -160,6 +161,7 @@ async def run(args: argparse.Namespace, url: str, folder: Path) -> None:
             ("chat list, one owner", "/api/chats?owner=caller7&limit=50"),
             (f"chat page: the chat and its first 200 of {10_000:,} messages", ""),
             ("full-text search (chats saying a word)", "/api/chats?q=museum&limit=50"),
+            (f"prosody chart of the {10_000:,}-message chat", f"/api/chats/{BIG}/prosody"),
         ]
         rows = []
         floor = 1.0

@@ -30,8 +30,9 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +55,8 @@ class Result:
     latencies_ms: list[float] = field(default_factory=list)
     lag_ms: list[float] = field(default_factory=list)
     rate: float = 0.0
+    committed_rate: float = 0.0
+    build_us: float = 0.0
     ms: float = 0.0
 
 
@@ -63,6 +66,15 @@ class Subject(Protocol):
     name: str
 
     async def setup(self, chats: int) -> None: ...
+    def build(self, chat: int, i: int) -> Any:
+        """What a finalized message becomes before it is handed over (ours: a checked record)."""
+
+    def submit(self, built: Any) -> Awaitable[None]:
+        """Hand it over; awaiting the result waits for the acknowledgement."""
+
+    async def settled(self) -> None:
+        """Wait until everything acknowledged is committed to the database."""
+
     async def append(self, chat: int, i: int) -> Awaitable[None]: ...
     async def load(self, chat: int, limit: int | None) -> int: ...
     async def close(self) -> None: ...
@@ -91,19 +103,28 @@ class Ours:
             [NewChat(id=c, owner=f"caller{c}", created_at=now) for c in self.chat_ids]
         )
 
-    async def append(self, chat: int, i: int) -> Awaitable[None]:
+    def build(self, chat: int, i: int) -> tuple[int, NewMessage]:
         chat_id = self.chat_ids[chat]
         msg_id = f"{chat_id}_{i}"
-        return self.writers[chat % len(self.writers)].submit(
-            NewMessage(
-                id=msg_id,
-                chat_id=chat_id,
-                role="user" if i % 2 == 0 else "assistant",
-                content=TEXT,
-                created_at=time.time(),
-                item={"id": msg_id, "type": "message", "role": "user", "content": [TEXT]},
-            )
+        return chat, NewMessage(
+            id=msg_id,
+            chat_id=chat_id,
+            role="user" if i % 2 == 0 else "assistant",
+            content=TEXT,
+            created_at=time.time(),
+            item={"id": msg_id, "type": "message", "role": "user", "content": [TEXT]},
         )
+
+    def submit(self, built: tuple[int, NewMessage]) -> Awaitable[None]:
+        chat, record = built
+        return self.writers[chat % len(self.writers)].submit(record)
+
+    async def settled(self) -> None:
+        for writer in self.writers:
+            await writer.flush()
+
+    async def append(self, chat: int, i: int) -> Awaitable[None]:
+        return self.submit(self.build(chat, i))
 
     async def load(self, chat: int, limit: int | None) -> int:
         page = await self.store.messages(self.chat_ids[chat], owner=ANY_OWNER, limit=limit)
@@ -125,10 +146,19 @@ class Peer:
         self.n += 1
         self.sessions = [self.cls(f"session{c}", path) for c in range(chats)]
 
-    async def append(self, chat: int, i: int) -> Awaitable[None]:
-        item: Any = {"role": "user" if i % 2 == 0 else "assistant", "content": TEXT}
+    def build(self, chat: int, i: int) -> tuple[int, Any]:
+        return chat, {"role": "user" if i % 2 == 0 else "assistant", "content": TEXT}
+
+    def submit(self, built: tuple[int, Any]) -> Awaitable[None]:
+        chat, item = built
         done: Awaitable[None] = asyncio.ensure_future(self.sessions[chat].add_items([item]))
         return done
+
+    async def settled(self) -> None:
+        return  # acknowledged is committed
+
+    async def append(self, chat: int, i: int) -> Awaitable[None]:
+        return self.submit(self.build(chat, i))
 
     async def load(self, chat: int, limit: int | None) -> int:
         return len(await self.sessions[chat].get_items(limit=limit))
@@ -170,19 +200,50 @@ async def calls(subject: Subject, n_calls: int, seconds: float, per_call_s: floa
     return result
 
 
-async def throughput(subject: Subject, messages: int, chats: int = 100) -> Result:
-    """Finalize `messages` messages across `chats` chats as fast as possible."""
+async def throughput(subject: Subject, messages: int, chats: int, busy: bool = False) -> Result:
+    """Hand over `messages` finalized messages across `chats` chats as fast as possible: the
+    acknowledged rate, and the rate at which they are all in the database. Each message is built
+    first, off the clock (that cost is the capture's, when a turn finalizes: printed beside).
+    `busy`: a thread runs Python beside, as a call's audio keeps a job process's interpreter busy
+    (a commit that lets go of the GIL often waits for it as often)."""
+    with spinning() if busy else contextlib.nullcontext():
+        return await _throughput(subject, messages, chats)
+
+
+@contextlib.contextmanager
+def spinning() -> Iterator[None]:
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+async def _throughput(subject: Subject, messages: int, chats: int) -> Result:
     await subject.setup(chats)
     result = Result()
     start = time.perf_counter()
+    built = [subject.build(i % chats, i) for i in range(messages)]
+    result.build_us = (time.perf_counter() - start) / messages * 1e6
+    start = time.perf_counter()
     async with loop_lag(result.lag_ms):
         futures = []
-        for i in range(messages):
-            futures.append(await subject.append(i % chats, i))
+        for i, one in enumerate(built):
+            futures.append(subject.submit(one))
             if i % 100 == 99:
                 await asyncio.sleep(0)  # finalized messages arrive as events, not in one burst
         await asyncio.gather(*futures)
-    result.rate = messages / (time.perf_counter() - start)
+        result.rate = messages / (time.perf_counter() - start)
+        await subject.settled()
+        result.committed_rate = messages / (time.perf_counter() - start)
     await subject.close()
     return result
 
@@ -242,7 +303,7 @@ async def main() -> None:
     if args.child:  # one process of a fleet run: its calls, then its share of a burst
         folder = Path(tempfile.mkdtemp())
         result = await calls(Ours(folder, args.db), args.calls, args.seconds, 0.5)
-        burst = await throughput(Ours(folder, args.db), args.messages, chats=args.calls)
+        burst = await throughput(Ours(folder, args.db), args.messages, args.calls)
         print(json.dumps({"latencies_ms": result.latencies_ms, "rate": burst.rate}))
         return
     configure_logging("WARNING", handler=True)
@@ -338,10 +399,34 @@ async def run(args: argparse.Namespace) -> None:
 
         async def run_throughput(s: Subject) -> float:
             n = args.messages if isinstance(s, Ours) else args.peer_messages
-            tput[s.name] = await throughput(s, n)
+            tput[s.name] = await throughput(s, n, args.calls)
             return tput[s.name].rate
 
-        await measure("throughput (messages/s)", "", run_throughput)
+        await measure(
+            f"throughput, acknowledged (messages/s), {args.calls} calls", "", run_throughput
+        )
+        rows.append(
+            (
+                f"throughput, committed (messages/s), {args.calls} calls",
+                [of(tput, s, lambda r: r.committed_rate) for s in subjects],
+                "",
+            )
+        )
+        busy: dict[str, Result] = {}
+
+        async def run_busy(s: Subject) -> float:
+            n = (args.messages if isinstance(s, Ours) else args.peer_messages) // 5
+            busy[s.name] = await throughput(s, n, args.calls, busy=True)
+            return busy[s.name].committed_rate
+
+        await measure("throughput, committed, beside a busy thread", "", run_busy)
+        rows.append(
+            (
+                "building a message before hand-over",
+                [of(tput, s, lambda r: r.build_us) for s in subjects],
+                " µs",
+            )
+        )
 
         loads: dict[str, tuple[float, float]] = {}
 
@@ -391,7 +476,7 @@ async def fleet(args: argparse.Namespace) -> list[list[str]]:
     per_process = max(1, args.calls // args.fleet)
     folder = Path(tempfile.mkdtemp())
     one = await calls(Ours(folder, args.db, args.writers), args.calls, args.seconds, 0.5)
-    burst = await throughput(Ours(folder, args.db, args.writers), args.messages, chats=args.calls)
+    burst = await throughput(Ours(folder, args.db, args.writers), args.messages, args.calls)
     writers = f"{args.writers} writer{'s' if args.writers > 1 else ''}"
     rows = [(f"1 process × {args.calls} calls, {writers}", one.latencies_ms, burst.rate)]
     print(f"  fleet: {args.fleet} processes × {per_process} calls …", file=sys.stderr, flush=True)

@@ -20,6 +20,7 @@ from voxkeep.store.records import (
     MessageMeasured,
     NewChat,
     NewMessage,
+    ProsodyFigures,
     Record,
     default_title,
 )
@@ -476,3 +477,38 @@ async def test_a_measurement_arrives_after_its_message_and_replays_change_nothin
         (prosody, 5.0, 6.0),  # what the session knew of when it was said stays
     ]
     assert (await store.get_chat(c.id, owner=ANY_OWNER)).message_count == 2
+
+
+async def test_prosody_figures_come_from_the_user_messages_that_carry_them(store: Store) -> None:
+    """The chart's figures: each measured user message in order, a whole number read as the
+    same figure, a figure of another type or missing as None; nothing of assistant turns or of
+    unmeasured messages; another owner's chat is not found."""
+    c = chat("alice")
+    measured = {
+        "v": 1,
+        "pitch": {"median_hz": 182.5},
+        "loudness": {"mean_db": -21},
+        "rate": {"words_per_s": "fast"},
+        "relative": {"pitch_z": 1.25, "loudness_z": -0.5},
+    }
+    await store.write(
+        [
+            c,
+            msg(c.id, "first", prosody=measured),
+            msg(c.id, "a reply", role="assistant", prosody={"v": 1, "pitch": {"median_hz": 99}}),
+            msg(c.id, "not measured"),
+            msg(c.id, "second", prosody={"v": 1, "relative": {"rate_z": 2}}),
+        ]
+    )
+
+    figures = await store.prosody_figures(c.id, owner="alice")
+
+    assert [(f.seq, f.at > 0) for f in figures] == [(1, True), (4, True)]
+    assert figures[0]._replace(at=0) == ProsodyFigures(1, 0, 182.5, -21.0, None, 1.25, -0.5, None)
+    assert figures[1]._replace(at=0) == ProsodyFigures(4, 0, None, None, None, None, None, 2.0)
+    assert isinstance(figures[0].loudness_db, float)
+    with pytest.raises(NotFound):
+        await store.prosody_figures(c.id, owner="bob")
+    empty = chat("alice")
+    await store.write([empty])
+    assert await store.prosody_figures(empty.id, owner=ANY_OWNER) == []

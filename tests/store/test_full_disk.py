@@ -6,6 +6,8 @@ returns. On a small tmpfs the test mounts."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import json
 import logging
 import shutil
 import subprocess
@@ -16,6 +18,7 @@ import pytest
 
 from tests.conftest import chat, msg
 from voxkeep.store import ANY_OWNER, open_store
+from voxkeep.store.journal import Journal
 from voxkeep.store.writer import Writer, WriterOptions
 
 LINE = "A sentence the caller said, long enough to need a page of its own now and then. " * 20
@@ -38,11 +41,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def fill(disk: Path) -> Path:
     """Take every free byte of `disk`; remove the file to give the space back."""
     ballast = disk / "ballast"
-    with ballast.open("wb") as f:
+    with ballast.open("wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
     assert shutil.disk_usage(disk).free < 65536
@@ -96,3 +98,29 @@ async def test_a_full_disk_holds_records_back_and_loses_none(
     ]
     assert await store.check() == []  # nothing committed was damaged
     await store.aclose()
+
+
+def test_a_batch_the_journal_s_disk_takes_only_part_of_leaves_no_torn_line(
+    small_disk: Path,
+) -> None:
+    """The disk has room for part of a batch: the append fails whole (the writer keeps the
+    records and tries again), the lines before it stay readable, and the retried batch reads
+    back line for line once space returns."""
+    journal = Journal.open(small_disk / "journal")
+    first = [json.dumps({"n": n, "text": LINE[:200]}).encode() for n in range(5)]
+    journal.append(first)
+    ballast = fill(small_disk)
+    with ballast.open("r+b") as f:  # give back room for a few lines, not for the batch
+        f.truncate(ballast.stat().st_size - 8192)
+    batch = [json.dumps({"n": n, "text": LINE[:200]}).encode() for n in range(5, 105)]
+
+    with pytest.raises(OSError) as full:
+        journal.append(batch)
+    assert full.value.errno == errno.ENOSPC
+    assert journal.path.read_bytes().endswith(b"\n")
+    assert journal.read(1000)[0] == first
+
+    ballast.unlink()
+    journal.append(batch)
+    assert journal.read(1000)[0] == first + batch
+    journal.close(remove=False)

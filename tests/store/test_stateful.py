@@ -156,6 +156,9 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
         def __init__(self) -> None:
             super().__init__()
             self.loop = asyncio.new_event_loop()
+            # the current loop: what is built outside it (an AgentSession) takes its futures
+            # from this one, whatever the test before left current
+            asyncio.set_event_loop(self.loop)
             self.folder = Path(tempfile.mkdtemp(prefix="voxkeep-stateful-"))
             self.step = 0
             self.ids = itertools.count()
@@ -213,6 +216,7 @@ def machine(open_db: Callable[[], Awaitable[str]]) -> type[RuleBasedStateMachine
             finally:
                 self.run(self.close_everything())
                 self.loop.close()
+                asyncio.set_event_loop(None)
                 shutil.rmtree(self.folder, ignore_errors=True)
 
         async def close_everything(self) -> None:

@@ -8,7 +8,6 @@ the origins configured. Errors are `{"error": code, "message": …}` with the st
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from pathlib import Path
@@ -216,8 +215,8 @@ def create_app(
         """The caller's pitch, loudness and rate over the chat, each against their own
         baseline (docs/prosody.md)."""
         chat = await store.get_chat(chat_id, owner=scope(owner))
-        page = await store.messages(chat_id, owner=scope(owner))
-        points = [_point(m.seq, m.created_at, m.prosody) for m in page.messages if m.prosody]
+        figures = await store.prosody_figures(chat_id, owner=scope(owner))
+        points = [ProsodyPoint(**f._asdict()) for f in figures]
         measured = chat.metadata.get("prosody", {}).get("measured", True) is not False
         return ProsodyOut(
             points=points, baseline=chat.metadata.get("prosody_baseline"), measured=measured
@@ -257,16 +256,3 @@ def create_app(
     if pages is not None:
         app.mount("/", StaticFiles(directory=pages, html=True), name="console")
     return app
-
-
-def _point(seq: int, at: float, prosody: dict[str, Any]) -> ProsodyPoint:
-    def number(group: str, field: str) -> float | None:
-        value = (prosody.get(group) or {}).get(field)
-        return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-    return ProsodyPoint(
-        seq=seq, at=at, pitch_hz=number("pitch", "median_hz"),
-        loudness_db=number("loudness", "mean_db"), rate_wps=number("rate", "words_per_s"),
-        pitch_z=number("relative", "pitch_z"), loudness_z=number("relative", "loudness_z"),
-        rate_z=number("relative", "rate_z"),
-    )  # fmt: skip

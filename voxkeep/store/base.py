@@ -26,6 +26,7 @@ from voxkeep.store.records import (
     MessagePage,
     NewCall,
     OutboxEvent,
+    ProsodyFigures,
     Record,
     SearchHit,
     StoreStats,
@@ -145,6 +146,11 @@ class ChatStore(Protocol):
         limit: int | None = None,
     ) -> MessagePage:
         """The newest `limit` messages before `before_seq` (all when None), oldest first."""
+        ...
+
+    async def prosody_figures(self, chat_id: str, *, owner: OwnerScope) -> list[ProsodyFigures]:
+        """The figures of the chat's user messages that carry prosody, in order: read from those
+        rows alone, and only the figures (a chart of a long chat reads no transcript)."""
         ...
 
     async def close_chat(

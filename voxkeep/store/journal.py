@@ -94,10 +94,20 @@ class Journal:
             os.close(fd)
 
     def append(self, lines: list[bytes]) -> None:
-        """Append lines and make them durable before returning."""
-        data = b"".join(line + b"\n" for line in lines)
-        os.write(self._fd, data)
-        os.fsync(self._fd)
+        """Append lines and make them durable before returning; or raise, leaving the file as it
+        was. A disk that takes only part of the lines (a short write, then ENOSPC) must not
+        leave a torn line behind: the next append would be glued onto it, and its first record,
+        acknowledged, would be unreadable."""
+        data = memoryview(b"".join(line + b"\n" for line in lines))
+        end = os.fstat(self._fd).st_size
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+            os.fsync(self._fd)
+        except BaseException:
+            os.ftruncate(self._fd, end)  # (shrinking takes no space)
+            raise
         self.unread += len(lines)
         self._count(len(lines), len(data))
 

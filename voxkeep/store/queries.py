@@ -7,13 +7,22 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from voxkeep.core.errors import InvalidInput
 from voxkeep.core.ids import continuation_ids
 from voxkeep.store.base import Swept
-from voxkeep.store.records import Chat, ChatPage, Message, MessagePage, NewMessage, default_title
+from voxkeep.store.records import (
+    Chat,
+    ChatPage,
+    Message,
+    MessagePage,
+    NewMessage,
+    ProsodyFigures,
+    default_title,
+)
 
 RESUMABLE_ENDS = ("hangup", "lost", "shutdown")
 
@@ -27,6 +36,21 @@ MESSAGE_COLUMNS = (
     "id, chat_id, call_id, seq, role, content, tool_name, tool_call, tool_result, interrupted,"
     " confidence, started_at, ended_at, created_at, prosody, item, metadata"
 )
+
+PROSODY_FIGURES = (
+    ("pitch", "median_hz"), ("loudness", "mean_db"), ("rate", "words_per_s"),
+    ("relative", "pitch_z"), ("relative", "loudness_z"), ("relative", "rate_z"),
+)  # fmt: skip
+"""Where `ProsodyFigures`' figures are in a message's prosody (docs/prosody.md), in its order."""
+
+
+def prosody_figures(rows: Iterable[Sequence[Any]]) -> list[ProsodyFigures]:
+    """Rows of (seq, created_at, each of `PROSODY_FIGURES` or None) as figures: a whole number in
+    the JSON is the same figure as a float."""
+    return [
+        ProsodyFigures(row[0], row[1], *(None if v is None else float(v) for v in row[2:]))
+        for row in rows
+    ]
 
 
 def journal_pending(chat: str, closer: str = "NULL") -> str:
@@ -155,8 +179,8 @@ def append(
         seqs[m.chat_id] += 1
         out.live.append((m, seqs[m.chat_id]))
         out.newest[m.chat_id] = max(out.newest.get(m.chat_id, m.created_at), m.created_at)
-        if m.role == "user" and m.content and m.content.strip():
-            out.titles.setdefault(m.chat_id, default_title(m.content))
+        if m.role == "user" and m.chat_id not in out.titles and m.content and m.content.strip():
+            out.titles[m.chat_id] = default_title(m.content)
     return out
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from voxkeep.core.errors import InvalidText
 
@@ -28,6 +28,7 @@ the size of a batch, a journal line and an export."""
 MAX_JSON_CHARS = 2 * MAX_TEXT_CHARS
 MAX_JSON_DEPTH = 32
 TITLE_MAX_CHARS = 60
+_JSON = "json"
 
 
 def _not_json(value: Any) -> Any:
@@ -113,7 +114,6 @@ class _Record(BaseModel):
     them, and the encoded text is kept so a backend binds it without encoding again."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-    _json: dict[str, str] = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
         encoded = {}
@@ -122,7 +122,10 @@ class _Record(BaseModel):
                 check_text(value, name)
             elif isinstance(value, dict):
                 encoded[name] = encode_json(value, name)
-        self._json = encoded  # one write: private attributes are slow to reach
+        # Kept where pydantic keeps private attributes, set directly: a declared `PrivateAttr`
+        # made pydantic wrap this method and build the attributes twice per record, which was
+        # a third of a message's cost on the event loop (docs/benchmarks.md).
+        object.__setattr__(self, "__pydantic_private__", {_JSON: encoded})
 
     @field_validator("metadata", mode="after", check_fields=False)
     @classmethod
@@ -143,7 +146,10 @@ class _Record(BaseModel):
 
     def json_texts(self) -> dict[str, str]:
         """The JSON fields that are not None, as the JSON text to store, by field name."""
-        return self._json
+        kept = self.__pydantic_private__
+        if kept is None:  # built without validation (`model_construct`): encode now
+            return {k: encode_json(v, k) for k, v in self.__dict__.items() if isinstance(v, dict)}
+        return kept[_JSON]  # type: ignore[no-any-return]
 
 
 class NewChat(_Record):
@@ -309,6 +315,20 @@ class Message(NamedTuple):
     prosody: JsonObject | None
     item: JsonObject | None
     metadata: JsonObject
+
+
+class ProsodyFigures(NamedTuple):
+    """A user message's prosody as a chart plots it: its figures, and each one against the
+    caller's own baseline (`relative`); None where the message has no such figure."""
+
+    seq: int
+    at: float
+    pitch_hz: float | None
+    loudness_db: float | None
+    rate_wps: float | None
+    pitch_z: float | None
+    loudness_z: float | None
+    rate_z: float | None
 
 
 @dataclass(frozen=True, slots=True)

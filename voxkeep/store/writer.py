@@ -11,7 +11,9 @@ only once everything submitted before it is durable too (a message needs its cha
 sweeper the journal's row): so when the spill begins, the records still in memory, the batch
 being committed among them, go to the journal first. At start the writer replays
 what an earlier process left in the journal; at close whatever could not be committed in time is
-journaled for the next start. Nothing finalized is dropped silently.
+journaled for the next start. Nothing finalized is dropped silently. The records this writer
+journals stay in memory too (up to `max_queue` more), so that replaying them commits them without
+reading them back from JSON; the lines are read all the same, and are what counts.
 
     submit ──► queue (≤ max_queue) ──────────────► store.write (batches)
           └──► spill ──► journal file (fsync) ──►┘   retried with backoff
@@ -53,7 +55,7 @@ _LOST: dict[LostHold, type[TakenOver]] = {"taken_over": TakenOver, "deleted": Ch
 @dataclass(frozen=True, slots=True)
 class WriterOptions:
     max_queue: int = 10_000
-    max_batch: int = 512
+    max_batch: int = 1024
     retry_initial_s: float = 0.05
     retry_max_s: float = 2.0
     close_timeout_s: float = 5.0
@@ -64,6 +66,15 @@ class _Pending:
     record: Record
     future: asyncio.Future[None]
     submitted_at: float
+
+
+@dataclass(slots=True)
+class _Lines:
+    """A run of the journal's unread lines, in file order: the records they hold, as this writer
+    journaled them, or None where they must be parsed (adopted at start, or past the bound)."""
+
+    count: int
+    records: deque[Record] | None
 
 
 class WriterClosed(StoreError):
@@ -79,6 +90,10 @@ class Writer:
         self._io = io
         self._opts = opts
         self._queue: deque[_Pending] = deque()
+        self._queue_gauge = metrics.queue_records()
+        self._queue_reported = 0
+        """What this writer last added to the queue gauge: it follows at each step, not at each
+        record (a gauge update per record cost more than queueing the record)."""
         self._batch: list[_Pending] = []
         """The records being committed now, taken from the queue (journaled if the spill begins
         meanwhile: then the list is replaced, and the commit's outcome counts for nothing)."""
@@ -88,6 +103,8 @@ class Writer:
         self._appending = False
         self._disks_full: set[str] = set()  # "database", "journal": said once until space returns
         self._journal_unread = journal.unread
+        self._lines: deque[_Lines] = deque([_Lines(journal.unread, None)] if journal.unread else [])
+        self._held_lines = 0  # records held in `_lines`
         self._spilling = journal.unread > 0
         self._submitted = journal.unread
         self._done = 0
@@ -139,7 +156,6 @@ class Writer:
                 self._own(self._append_spill())
         else:
             self._queue.append(pending)
-            metrics.queue_records().inc()
             self._wake.set()
         return pending.future
 
@@ -182,7 +198,7 @@ class Writer:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             leftover = list(self._queue)
             self._queue.clear()
-            metrics.queue_records().dec(len(leftover))
+            self._report_queue()
             if leftover:
                 # Older than anything already journaled: they go in front of it.
                 records = [p.record for p in leftover]
@@ -227,7 +243,7 @@ class Writer:
         ahead = [*self._batch, *self._queue]
         self._batch = []  # (its commit may store it too: the replay then skips those lines)
         self._queue.clear()
-        metrics.queue_records().dec(len(ahead))
+        self._report_queue()
         self._spilling = True
         self._spill.extend(ahead)
 
@@ -236,6 +252,7 @@ class Writer:
         if self._queue:
             count = min(len(self._queue), self._opts.max_batch)
             batch = self._batch = [self._queue.popleft() for _ in range(count)]
+            self._report_queue()
             try:
                 moved = await self._commit([p.record for p in batch])
             except BaseException:
@@ -248,7 +265,7 @@ class Writer:
                 self._resolve(batch, moved)
                 return False
             self._batch = []
-            metrics.queue_records().dec(len(batch))
+            self._report_queue()
             self._resolve(batch, moved)
             log.debug(
                 "writer.committed",
@@ -265,6 +282,13 @@ class Writer:
             await self._wake.wait()
         return False
 
+    def _report_queue(self) -> None:
+        """Bring the queue gauge to the records in memory: queued, or in the commit under way."""
+        held = len(self._queue) + len(self._batch)
+        if held != self._queue_reported:
+            self._queue_gauge.inc(held - self._queue_reported)
+            self._queue_reported = held
+
     def _resolve(self, batch: list[_Pending], moved: dict[str, LostHold]) -> None:
         """Committed: each record's future resolves, or says its call lost its chat."""
         for p in batch:
@@ -278,14 +302,8 @@ class Writer:
 
     async def _replay_some(self) -> None:
         lines, offset = await self._in_io(lambda: self._journal.read(self._opts.max_batch))
-        records: list[Record] = []
-        skip = min(self._replayed_already, len(lines))
-        self._replayed_already -= skip
-        for line in lines[skip:]:
-            try:
-                records.append(_RECORD.validate_json(line))
-            except (ValidationError, ValueError) as exc:
-                log.error("journal.bad_line", error=type(exc).__name__)
+        taken = self._take(lines)
+        records = await self._in_io(lambda: _parsed(taken))  # (JSON off the event loop)
         if records:
             await self._commit(records)  # (the call, if alive, learns of a move at its heartbeat)
         await self._in_io(lambda: self._journal.consumed(offset, len(lines)))
@@ -294,6 +312,41 @@ class Writer:
         if not self._journal_unread and not self._spill and not self._appending:
             self._spilling = False
             log.info("writer.drained")
+
+    def _take(self, lines: list[bytes]) -> list[Record | bytes]:
+        """The journal's next `lines`, each as its record where this writer still holds it, else
+        as the line to parse; the lines the in-flight commit stored (`_replayed_already`) left
+        out."""
+        taken: list[Record | bytes] = []
+        skip = min(self._replayed_already, len(lines))
+        self._replayed_already -= skip
+        done = 0
+        while done < len(lines):
+            run = self._lines[0] if self._lines else _Lines(len(lines) - done, None)
+            take = min(run.count, len(lines) - done)
+            if run.records is None:
+                taken.extend(lines[max(done, skip) : done + take])
+            else:
+                held = [run.records.popleft() for _ in range(take)]
+                self._held_lines -= take
+                taken.extend(held[max(0, skip - done) :])
+            run.count -= take
+            done += take
+            if self._lines and not run.count:
+                self._lines.popleft()
+        return taken
+
+    def _hold(self, records: list[Record]) -> None:
+        """Note the lines an append is about to add (before it runs: a read queued behind it on
+        the journal's thread sees them), with their records while within the bound."""
+        keep = self._held_lines + len(records) <= self._opts.max_queue
+        last = self._lines[-1] if self._lines else None
+        if not keep and last is not None and last.records is None:
+            last.count += len(records)
+            return
+        self._lines.append(_Lines(len(records), deque(records) if keep else None))
+        if keep:
+            self._held_lines += len(records)
 
     async def _append_spill(self) -> None:
         try:
@@ -307,6 +360,7 @@ class Writer:
 
     async def _journal_append(self, batch: Sequence[_Pending]) -> None:
         records = [p.record for p in batch]
+        self._hold(records)  # (an append that fails leaves no line: it is tried until it works)
         delay = self._opts.retry_initial_s
         while True:
             try:
@@ -409,6 +463,21 @@ class Writer:
 def _closed_line(journal: str) -> bytes:
     """The line put after a dead writer's lines: replayed, it says all of them are in."""
     return JournalClosed(id=journal).model_dump_json().encode()
+
+
+def _parsed(taken: list[Record | bytes]) -> list[Record]:
+    """The records of `Writer._take`'s answer, its lines parsed; a line that is not a record is
+    logged and left out."""
+    records: list[Record] = []
+    for one in taken:
+        if not isinstance(one, bytes):
+            records.append(one)
+            continue
+        try:
+            records.append(_RECORD.validate_json(one))
+        except (ValidationError, ValueError) as exc:
+            log.error("journal.bad_line", error=type(exc).__name__)
+    return records
 
 
 def _encode(records: list[Record]) -> list[bytes]:

@@ -10,7 +10,15 @@ from voxkeep.store.base import ANY_OWNER, OwnerScope
 from voxkeep.store.postgres.connection import PostgresConnection, owner_clause
 from voxkeep.store.postgres.rows import chat_from_row, message_from_row
 from voxkeep.store.queries import CHAT_COLUMNS, MESSAGE_COLUMNS
-from voxkeep.store.records import Chat, ChatFilter, ChatPage, ChatStatus, MessagePage, SearchHit
+from voxkeep.store.records import (
+    Chat,
+    ChatFilter,
+    ChatPage,
+    ChatStatus,
+    MessagePage,
+    ProsodyFigures,
+    SearchHit,
+)
 
 
 class PostgresReads(PostgresConnection):
@@ -86,6 +94,23 @@ class PostgresReads(PostgresConnection):
         if not rows:
             await self.get_chat(chat_id, owner=owner)  # NotFound, or truly no messages
         return queries.message_page([message_from_row(row) for row in rows])
+
+    async def prosody_figures(self, chat_id: str, *, owner: OwnerScope) -> list[ProsodyFigures]:
+        clause, params = owner_clause(owner, "owner", 2)
+        figures = ", ".join(
+            f"CASE WHEN jsonb_typeof(prosody #> '{{{group},{name}}}') = 'number'"
+            f" THEN (prosody #>> '{{{group},{name}}}')::float8 END"
+            for group, name in queries.PROSODY_FIGURES
+        )
+        rows = await self._fetch(
+            f"SELECT seq, created_at, {figures} FROM messages WHERE chat_id ="
+            f" (SELECT id FROM chats WHERE id = $1{clause})"
+            " AND role = 'user' AND prosody IS NOT NULL ORDER BY seq",
+            chat_id, *params,
+        )  # fmt: skip
+        if not rows:
+            await self.get_chat(chat_id, owner=owner)  # NotFound, or truly nothing measured
+        return queries.prosody_figures(rows)
 
     async def search(self, query: str, *, owner: OwnerScope, limit: int = 20) -> list[SearchHit]:
         words = " ".join(queries.search_words(query))

@@ -8,7 +8,15 @@ from voxkeep.core.errors import NotFound
 from voxkeep.store import queries
 from voxkeep.store.base import OwnerScope
 from voxkeep.store.queries import CHAT_COLUMNS, MESSAGE_COLUMNS
-from voxkeep.store.records import Chat, ChatFilter, ChatPage, ChatStatus, MessagePage, SearchHit
+from voxkeep.store.records import (
+    Chat,
+    ChatFilter,
+    ChatPage,
+    ChatStatus,
+    MessagePage,
+    ProsodyFigures,
+    SearchHit,
+)
 from voxkeep.store.sqlite.connection import SqliteConnection, owner_clause
 from voxkeep.store.sqlite.rows import chat_from_row, message_from_row
 
@@ -89,6 +97,23 @@ class SqliteReads(SqliteConnection):
         if not rows:
             await self.get_chat(chat_id, owner=owner)  # NotFound, or truly no messages
         return queries.message_page([message_from_row(row) for row in rows])
+
+    async def prosody_figures(self, chat_id: str, *, owner: OwnerScope) -> list[ProsodyFigures]:
+        clause, params = owner_clause(owner, "owner")
+        figures = ", ".join(
+            f"CASE WHEN json_type(prosody, '$.{group}.{name}') IN ('integer', 'real')"
+            f" THEN json_extract(prosody, '$.{group}.{name}') END"
+            for group, name in queries.PROSODY_FIGURES
+        )
+        rows = await self._read(
+            f"SELECT seq, created_at, {figures} FROM messages WHERE chat_id ="
+            f" (SELECT id FROM chats WHERE id = ?{clause})"
+            " AND role = 'user' AND prosody IS NOT NULL ORDER BY seq",
+            (chat_id, *params),
+        )
+        if not rows:
+            await self.get_chat(chat_id, owner=owner)  # NotFound, or truly nothing measured
+        return queries.prosody_figures(rows)
 
     async def search(self, query: str, *, owner: OwnerScope, limit: int = 20) -> list[SearchHit]:
         match = queries.fts_query(query)

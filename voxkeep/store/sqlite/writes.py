@@ -57,9 +57,13 @@ _SET_MEASURED = (
     " ended_at = COALESCE(ended_at, ?) WHERE id = ?"
 )
 _ROW_PARAMS = "(" + ", ".join("?" * 17) + ")"
-# Rows per INSERT statement. One statement per chunk, not one per row: FTS5 flushes its pending
-# terms at every statement inside a trigger, which made per-row inserts ~4x slower.
-CHUNK = 256
+# Rows per statement. A batch is a handful of statements, however many rows it holds, for two
+# reasons. FTS5 flushes its pending terms at every statement inside a trigger, which made per-row
+# inserts ~4x slower. And Python's sqlite3 lets go of the GIL at every step of a statement (each
+# row of an `executemany`, each row a query returns): with the event loop busy, each step waits
+# for the GIL to come back, and a transaction of hundreds of steps committed ~30x slower than
+# one of a few (docs/benchmarks.md). 1,024 rows of 17 parameters stay under SQLite's 32,766.
+CHUNK = 1024
 
 
 def _marks(count: int) -> str:
@@ -74,6 +78,22 @@ def _insert_messages_sql(rows: int) -> str:
     )
 
 
+def _update_chats(
+    conn: sqlite3.Connection, assign: str, where: str, values: dict[str, Any]
+) -> None:
+    """`UPDATE chats SET {assign}` for each chat id in `values`, with `v.value` its value: one
+    statement per `CHUNK` chats (values are bound, so a float stays the float it was)."""
+    pairs = list(values.items())
+    for start in range(0, len(pairs), CHUNK):
+        chunk = pairs[start : start + CHUNK]
+        conn.execute(
+            f"UPDATE chats SET {assign} FROM (SELECT column1 AS id, column2 AS value FROM"
+            f" (VALUES {', '.join(['(?, ?)'] * len(chunk))})) AS v"
+            f" WHERE chats.id = v.id{where}",
+            [x for pair in chunk for x in pair],
+        )
+
+
 def write_records(
     conn: sqlite3.Connection, records: Sequence[Record], offset: float = 0.0
 ) -> WriteResult:
@@ -82,10 +102,8 @@ def write_records(
     chats = [r for r in records if isinstance(r, NewChat)]
     messages = [r for r in records if isinstance(r, NewMessage)]
     calls = call_rows(records)
-    conn.executemany(
-        _OPEN_JOURNAL,
-        [(r.id, r.host, r.pid, r.opened_at) for r in records if isinstance(r, JournalOpened)],
-    )
+    if opened := [r for r in records if isinstance(r, JournalOpened)]:
+        conn.executemany(_OPEN_JOURNAL, [(r.id, r.host, r.pid, r.opened_at) for r in opened])
     if chats:
         conn.executemany(
             _INSERT_CHAT,
@@ -136,39 +154,33 @@ def _write_messages(
     # made after its call lost the chat goes on in the call's continuation chat.
     lost, continuation_chats = _lost_calls(conn, {m.call_id for m in messages if m.call_id})
     wanted = json.dumps(sorted({m.chat_id for m in messages} | continuation_chats))
-    last_seq: dict[str, int] = dict(
-        conn.execute(  # a correlated MAX per chat is an index lookup; GROUP BY would scan
-            "SELECT c.id, COALESCE((SELECT MAX(seq) FROM messages m WHERE m.chat_id = c.id), 0)"
-            " FROM chats c WHERE c.id IN (SELECT value FROM json_each(?))",
-            (wanted,),
-        ).fetchall()
-    )
+    # Each query answers in one row (a JSON object or array), not one row per chat or id.
+    (last_seq_json,) = conn.execute(  # a correlated MAX per chat is an index lookup
+        "SELECT json_group_object(c.id,"
+        " COALESCE((SELECT MAX(seq) FROM messages m WHERE m.chat_id = c.id), 0))"
+        " FROM chats c WHERE c.id IN (SELECT value FROM json_each(?))",
+        (wanted,),
+    ).fetchone()
+    last_seq: dict[str, int] = json.loads(last_seq_json)
     seen: set[str] = set()
     for start in range(0, len(messages), CHUNK):
         ids = [m.id for m in messages[start : start + CHUNK]]
-        seen.update(
-            row[0]
-            for row in conn.execute(
-                f"SELECT id FROM messages WHERE id IN ({_marks(len(ids))})", ids
-            )
-        )
+        (found,) = conn.execute(
+            f"SELECT json_group_array(id) FROM messages WHERE id IN ({_marks(len(ids))})", ids
+        ).fetchone()
+        seen.update(json.loads(found))
     batch = queries.append(messages, last_seq, seen, {k: at for k, (at, _) in lost.items()}, offset)
-    conn.executemany(
-        _CONTINUE_CHAT,
-        [(chat_id, at, at, source) for chat_id, (source, at) in batch.continued.items()],
-    )
+    if batch.continued:
+        conn.executemany(
+            _CONTINUE_CHAT,
+            [(chat_id, at, at, source) for chat_id, (source, at) in batch.continued.items()],
+        )
     rows = [message_to_row(m, seq) for m, seq in batch.live]
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
         conn.execute(_insert_messages_sql(len(chunk)), [value for row in chunk for value in row])
-    conn.executemany(
-        "UPDATE chats SET updated_at = MAX(updated_at, ?) WHERE id = ?",
-        [(at, chat_id) for chat_id, at in batch.newest.items()],
-    )
-    conn.executemany(
-        "UPDATE chats SET title = ? WHERE id = ? AND title IS NULL",
-        [(title, chat_id) for chat_id, title in batch.titles.items()],
-    )
+    _update_chats(conn, "updated_at = MAX(updated_at, v.value)", "", batch.newest)
+    _update_chats(conn, "title = v.value", " AND chats.title IS NULL", batch.titles)
     moved = {m: lost[call_id][1] for m, call_id in batch.moved.items()}
     return WriteResult(inserted=len(rows), orphaned=batch.orphaned, moved=moved)
 
