@@ -173,6 +173,50 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+@dataclass(frozen=True)
+class Sample:
+    cpu_s: float
+    rss_mb: float
+    uss_mb: float
+    """Memory only this process holds (not shared with the worker it was forked from)."""
+
+
+def children(pid: int) -> dict[int, Sample]:
+    """Each process under the worker (its job processes, idle or not), now."""
+    found = {}
+    for proc in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            times, memory = proc.cpu_times(), proc.memory_full_info()
+            found[proc.pid] = Sample(times.user + times.system, memory.rss / 2**20,
+                                     memory.uss / 2**20)  # fmt: skip
+    return found
+
+
+@dataclass(frozen=True)
+class Memory:
+    """The job processes that served a call over a window (told apart from idle ones by the CPU
+    they used): their mean memory at the window's end, and how much it grew over the window."""
+
+    calls: int
+    rss_mb: float
+    uss_mb: float
+    uss_growth_mb: float
+
+    @classmethod
+    def of(cls, before: dict[int, Sample], after: dict[int, Sample], window: float) -> Memory:
+        busy = [pid for pid, s in after.items()
+                if pid in before and s.cpu_s - before[pid].cpu_s > 0.05 * window]  # fmt: skip
+        if not busy:
+            return cls(0, 0.0, 0.0, 0.0)
+        n = len(busy)
+        return cls(
+            n,
+            sum(after[p].rss_mb for p in busy) / n,
+            sum(after[p].uss_mb for p in busy) / n,
+            sum(after[p].uss_mb - before[p].uss_mb for p in busy) / n,
+        )
+
+
 async def talk(caller: Caller, until: float) -> tuple[int, int]:
     """Turns until the monotonic time `until`: speak, wait for the answer. (answered, missed);
     the turn the window's end cuts short counts as neither."""
@@ -198,6 +242,7 @@ class Load:
     missed: int
     unserved: int
     profile: Profile | None
+    memory: Memory
 
 
 async def cpu_per_call(bench: Bench, mode: str, callers: int, window: float, profile: bool) -> Load:
@@ -224,13 +269,15 @@ async def cpu_per_call(bench: Bench, mode: str, callers: int, window: float, pro
                 sampled = bench.folder / f"profile-{mode}-{callers}.raw"
                 where = await stack.enter_async_context(profiled(worker.pid, window, sampled))
             start, before = time.monotonic(), cpu_seconds(worker.pid)
+            processes = children(worker.pid)
             turns = await asyncio.gather(*[talk(p, start + window) for p in people])
             used = cpu_seconds(worker.pid) - before
             elapsed = time.monotonic() - start
+            memory = Memory.of(processes, children(worker.pid), elapsed)
         await asyncio.gather(*[p.leave() for p in people])
     served = max(len(people), 1)
     answered, missed = sum(a for a, _ in turns), sum(m for _, m in turns)
-    return Load(used / elapsed / served, answered, missed, unserved, where)
+    return Load(used / elapsed / served, answered, missed, unserved, where, memory)
 
 
 def print_profiles(callers: int, profiles: dict[str, Profile]) -> None:
@@ -253,6 +300,20 @@ def print_profiles(callers: int, profiles: dict[str, Profile]) -> None:
             f"{p.share_under('/silero/') * 100:.1f} % in silero's VAD"
         )
         print(f"{mode}: {said}")
+
+
+def memory_row(callers: int, memory: dict[str, Memory]) -> list[object]:
+    cells: list[object] = [callers]
+    for mode in ("ours", "bare"):
+        m = memory.get(mode)
+        cells += (
+            [f"{m.rss_mb:.0f} / {m.uss_mb:.0f} MB ({m.calls})", f"{m.uss_growth_mb:+.1f} MB"]
+            if m is not None and m.calls
+            else ["–", ""]
+        )
+    both = all(memory.get(mode) and memory[mode].calls for mode in ("ours", "bare"))
+    cells.append(f"{memory['ours'].uss_mb - memory['bare'].uss_mb:+.1f} MB" if both else "–")
+    return cells
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -289,10 +350,11 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
                 ("floor: join → agent in the room", *ms(to_agent), len(to_agent), ""),
             ],
         )  # fmt: skip
-        rows = []
+        rows, memory_rows = [], []
         for n in args.callers:
             cells: list[object] = [n]
             share: dict[str, float] = {}
+            memory: dict[str, Memory] = {}
             profiles: dict[str, Profile] = {}
             for mode in ("ours", "bare"):
                 try:
@@ -301,6 +363,7 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
                               f"{got.answered} / {got.missed} / {got.unserved}"]  # fmt: skip
                     if got.answered:  # a window with no turn answered measures nothing
                         share[mode] = got.share
+                        memory[mode] = got.memory
                     if got.profile is not None:
                         profiles[mode] = got.profile
                 except Exception as exc:  # noqa: BLE001 - a run that fails is a result to print
@@ -308,6 +371,7 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
             both = "ours" in share and "bare" in share
             cells.append(f"{share['ours'] / share['bare']:.2f}×" if both else "– (no turns)")
             rows.append(cells)
+            memory_rows.append(memory_row(n, memory))
             if profiles:
                 print_profiles(n, profiles)
         turns = "turns ok / missed / unserved callers"
@@ -317,6 +381,11 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
               "continuous turns, as a share of one core. A turn is missed when the agent has not "
               "answered within 40 s; an unserved caller got no agent within 30 s. Machine: "
               f"{psutil.cpu_count()} cores.")  # fmt: skip
+        print_table(["callers", "ours: RSS / USS per call", "grew", "bare: RSS / USS per call",
+                     "grew", "ours − bare (USS)"], memory_rows)  # fmt: skip
+        print("\nPer call: the mean of the job processes that served a call in the window (RSS; "
+              "USS, the memory only that process holds), at its end; grew: their USS over the "
+              "window.")  # fmt: skip
     finally:
         await store.aclose()
         await model.aclose()

@@ -22,6 +22,7 @@ from tests.support.caller import wait_until
 from tests.support.processes import free_port
 from voxkeep.console.api import create_app
 from voxkeep.console.auth import ConsoleToken
+from voxkeep.console.models import ProsodyOut
 from voxkeep.store import Store
 from voxkeep.store.records import NewMessage
 
@@ -231,7 +232,7 @@ async def test_a_chat_pages_its_messages_with_tools_interruptions_and_prosody(
     assert rest["next_after_seq"] is None
 
     curve = (await api.get(f"/api/chats/{ids['lisbon']}/prosody", headers=as_(READ))).json()
-    assert curve["measured"] is True
+    assert ProsodyOut.model_validate(curve).measured is True  # the shape the API documents
     assert curve["points"] == [{
         "seq": 1, "at": user["created_at"], "pitch_hz": 180.0, "loudness_db": -22.5,
         "rate_wps": 2.5, "pitch_z": 0.5, "loudness_z": -1.0, "rate_z": 0.25,

@@ -45,10 +45,17 @@ PROSODY_FIGURES = (
 
 
 def prosody_figures(rows: Iterable[Sequence[Any]]) -> list[ProsodyFigures]:
-    """Rows of (seq, created_at, each of `PROSODY_FIGURES` or None) as figures: a whole number in
-    the JSON is the same figure as a float."""
+    """Rows of (seq, created_at, the value at each of `PROSODY_FIGURES` or None) as figures: a
+    whole number is the same figure as a float; a value that is not a number is no figure."""
     return [
-        ProsodyFigures(row[0], row[1], *(None if v is None else float(v) for v in row[2:]))
+        ProsodyFigures(
+            row[0],
+            row[1],
+            *(
+                float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+                for v in row[2:]
+            ),
+        )
         for row in rows
     ]
 

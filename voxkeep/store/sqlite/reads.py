@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from voxkeep.core.errors import NotFound
@@ -100,20 +101,17 @@ class SqliteReads(SqliteConnection):
 
     async def prosody_figures(self, chat_id: str, *, owner: OwnerScope) -> list[ProsodyFigures]:
         clause, params = owner_clause(owner, "owner")
-        figures = ", ".join(
-            f"CASE WHEN json_type(prosody, '$.{group}.{name}') IN ('integer', 'real')"
-            f" THEN json_extract(prosody, '$.{group}.{name}') END"
-            for group, name in queries.PROSODY_FIGURES
-        )
+        # every figure in one pass over the row's JSON: a JSON array of them, typed in Python
+        paths = ", ".join(f"'$.{group}.{name}'" for group, name in queries.PROSODY_FIGURES)
         rows = await self._read(
-            f"SELECT seq, created_at, {figures} FROM messages WHERE chat_id ="
-            f" (SELECT id FROM chats WHERE id = ?{clause})"
+            f"SELECT seq, created_at, json_extract(prosody, {paths}) FROM messages"
+            f" WHERE chat_id = (SELECT id FROM chats WHERE id = ?{clause})"
             " AND role = 'user' AND prosody IS NOT NULL ORDER BY seq",
             (chat_id, *params),
         )
         if not rows:
             await self.get_chat(chat_id, owner=owner)  # NotFound, or truly nothing measured
-        return queries.prosody_figures(rows)
+        return queries.prosody_figures((seq, at, *json.loads(figures)) for seq, at, figures in rows)
 
     async def search(self, query: str, *, owner: OwnerScope, limit: int = 20) -> list[SearchHit]:
         match = queries.fts_query(query)
