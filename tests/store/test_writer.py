@@ -4,6 +4,7 @@ replay."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import subprocess
@@ -18,6 +19,7 @@ from tests.conftest import Outage, abandon, call, chat, msg
 from voxkeep.core.errors import StoreError, StoreUnavailable
 from voxkeep.core.ids import continuation_ids
 from voxkeep.store import ANY_OWNER, Store, WriteResult, open_store
+from voxkeep.store.journal import Journal
 from voxkeep.store.records import NewMessage, Record
 from voxkeep.store.writer import Writer, WriterClosed, WriterOptions
 
@@ -221,6 +223,43 @@ async def test_past_the_queue_bound_records_spill_to_the_journal_and_replay_in_o
     log_text = " ".join(str(vars(r)) for r in caplog.records)
     assert "store.retry" in log_text and "writer.spilling" in log_text
     assert SECRET not in log_text
+
+
+async def test_a_replay_that_fails_midway_stores_each_journaled_record_once_in_order(
+    reader: Store,
+    db_url: str,
+    tmp_path: Path,
+    outage: Callable[[], Awaitable[Outage]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Marking replayed lines done fails now and then (the journal's disk): the writer reads
+    the same lines again, and commits the same records, whether it still held them in memory
+    (the first `max_queue` journaled) or parses them back."""
+    c = chat()
+    await reader.write([c])
+    down = await outage()
+    writer = await start_writer(db_url, tmp_path, max_queue=50, max_batch=20, retry_initial_s=0.01)
+    for start in [0, *range(60, 300, 10)]:  # the spill begins, then appends of 10 at a time
+        chunk = range(start, 60 if start == 0 else start + 10)
+        async with asyncio.timeout(20):
+            await asyncio.gather(*[writer.submit(msg(c.id, f"m{i}")) for i in chunk])
+    real_consumed = Journal.consumed
+    calls = 0
+
+    def consumed(journal: Journal, offset: int, count: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls % 3 == 0:  # (the retry after it goes through)
+            raise OSError(errno.EIO, "the journal's disk failed")
+        real_consumed(journal, offset, count)
+
+    monkeypatch.setattr(Journal, "consumed", consumed)
+    await down.end()
+    async with asyncio.timeout(30):
+        await writer.flush()
+    assert calls > 9
+    assert await contents(reader, c.id) == [f"m{i}" for i in range(300)]
+    await writer.aclose()
 
 
 async def test_what_could_not_be_committed_at_close_is_replayed_by_the_next_writer(

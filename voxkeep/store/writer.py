@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import os
 import random
 import socket
@@ -307,6 +308,7 @@ class Writer:
         if records:
             await self._commit(records)  # (the call, if alive, learns of a move at its heartbeat)
         await self._in_io(lambda: self._journal.consumed(offset, len(lines)))
+        self._forget(len(lines))
         self._journal_unread -= len(lines)
         self._advance(len(lines))
         if not self._journal_unread and not self._spill and not self._appending:
@@ -316,25 +318,35 @@ class Writer:
     def _take(self, lines: list[bytes]) -> list[Record | bytes]:
         """The journal's next `lines`, each as its record where this writer still holds it, else
         as the line to parse; the lines the in-flight commit stored (`_replayed_already`) left
-        out."""
+        out. Nothing changes until `_forget`: a replay that fails reads the same lines again."""
         taken: list[Record | bytes] = []
         skip = min(self._replayed_already, len(lines))
-        self._replayed_already -= skip
+        runs = iter(self._lines)
         done = 0
         while done < len(lines):
-            run = self._lines[0] if self._lines else _Lines(len(lines) - done, None)
+            run = next(runs, None) or _Lines(len(lines) - done, None)
             take = min(run.count, len(lines) - done)
             if run.records is None:
                 taken.extend(lines[max(done, skip) : done + take])
             else:
-                held = [run.records.popleft() for _ in range(take)]
-                self._held_lines -= take
-                taken.extend(held[max(0, skip - done) :])
-            run.count -= take
+                taken.extend(itertools.islice(run.records, max(0, skip - done), take))
             done += take
-            if self._lines and not run.count:
-                self._lines.popleft()
         return taken
+
+    def _forget(self, count: int) -> None:
+        """The journal's next `count` lines are in the store: let go of them."""
+        self._replayed_already -= min(self._replayed_already, count)
+        while count and self._lines:
+            run = self._lines[0]
+            take = min(run.count, count)
+            if run.records is not None:
+                for _ in range(take):
+                    run.records.popleft()
+                self._held_lines -= take
+            run.count -= take
+            count -= take
+            if not run.count:
+                self._lines.popleft()
 
     def _hold(self, records: list[Record]) -> None:
         """Note the lines an append is about to add (before it runs: a read queued behind it on
