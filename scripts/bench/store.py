@@ -75,7 +75,6 @@ class Subject(Protocol):
     async def settled(self) -> None:
         """Wait until everything acknowledged is committed to the database."""
 
-    async def append(self, chat: int, i: int) -> Awaitable[None]: ...
     async def load(self, chat: int, limit: int | None) -> int: ...
     async def close(self) -> None: ...
 
@@ -123,9 +122,6 @@ class Ours:
         for writer in self.writers:
             await writer.flush()
 
-    async def append(self, chat: int, i: int) -> Awaitable[None]:
-        return self.submit(self.build(chat, i))
-
     async def load(self, chat: int, limit: int | None) -> int:
         page = await self.store.messages(self.chat_ids[chat], owner=ANY_OWNER, limit=limit)
         return len(page.messages)
@@ -157,9 +153,6 @@ class Peer:
     async def settled(self) -> None:
         return  # acknowledged is committed
 
-    async def append(self, chat: int, i: int) -> Awaitable[None]:
-        return self.submit(self.build(chat, i))
-
     async def load(self, chat: int, limit: int | None) -> int:
         return len(await self.sessions[chat].get_items(limit=limit))
 
@@ -182,7 +175,7 @@ async def calls(subject: Subject, n_calls: int, seconds: float, per_call_s: floa
         pending = []
         while time.perf_counter() < deadline:
             start = time.perf_counter()
-            done = await subject.append(c, i)
+            done = subject.submit(subject.build(c, i))
 
             def record(_: object, start: float = start) -> None:
                 result.latencies_ms.append((time.perf_counter() - start) * 1000)
@@ -254,7 +247,7 @@ async def big_chat(subject: Subject, size: int, repeats: int = 20) -> tuple[floa
     await subject.setup(1)
     for start in range(0, size, 500):
         await asyncio.gather(
-            *[await subject.append(0, i) for i in range(start, min(size, start + 500))]
+            *[subject.submit(subject.build(0, i)) for i in range(start, min(size, start + 500))]
         )
     await asyncio.sleep(1.0)
     timings: dict[int | None, list[float]] = {60: [], None: []}

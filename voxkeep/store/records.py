@@ -146,10 +146,8 @@ class _Record(BaseModel):
 
     def json_texts(self) -> dict[str, str]:
         """The JSON fields that are not None, as the JSON text to store, by field name."""
-        kept = self.__pydantic_private__
-        if kept is None:  # built without validation (`model_construct`): encode now
-            return {k: encode_json(v, k) for k, v in self.__dict__.items() if isinstance(v, dict)}
-        return kept[_JSON]  # type: ignore[no-any-return]
+        kept: dict[str, str] = self.__pydantic_private__[_JSON]  # type: ignore[index]
+        return kept
 
 
 class NewChat(_Record):
