@@ -8,15 +8,13 @@ import time
 from datetime import datetime
 from typing import Any
 
-import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.conftest import Serve
 from tests.live.conftest import Join, StartWorker
 from tests.live.harness import eventually
 from tests.receiver import Receiver
 from tests.support.caller import wait_until
 from tests.support.processes import ModelServer, free_port
+from tests.support.scrape import scrape, value
 from tests.test_webhooks import SECRET, pending, verified
 from voxkeep.sim.speech import Voice
 from voxkeep.store import ANY_OWNER, Store
@@ -24,25 +22,6 @@ from voxkeep.store import ANY_OWNER, Store
 TURN = "I would like to plan a trip to Lisbon."
 REPLY = "Lisbon is lovely in spring."
 EVENTS = ["chat.started", "call.ended", "chat.ended"]
-
-
-async def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample the worker's metrics server gives, by name and labels."""
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{port}/metrics") as response,
-    ):
-        assert response.status == 200
-        text = await response.text()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict[Any, float], name: str, **labels: str) -> float:
-    return sum(v for (n, found), v in samples.items() if n == name and set(labels.items()) <= found)
 
 
 async def test_the_workers_metrics_move_during_a_real_call_and_name_nobody(

@@ -1,5 +1,6 @@
 """The worker's Prometheus metrics (docs/metrics.md), in prometheus_client's default registry,
-which LiveKit's metrics server (`VOXKEEP_METRICS_PORT`) serves with its own.
+which the worker's metrics server (`VOXKEEP_METRICS_PORT`, `voxkeep/jobs/scrape.py`) serves
+with LiveKit's.
 
 LiveKit runs each job in a process of its own, so the worker collects in prometheus_client's
 multiprocess mode (`voxkeep/worker/main.py` sets it up before anything imports the client): every

@@ -1,12 +1,13 @@
 """A worker's background work (docs/embedding.md#the-background-work): the sweeper (lost calls,
-empty chats, retention, expired events) and webhook delivery, in the main process of a LiveKit
-`AgentServer`, ours or a user's. One call adds them:
+empty chats, retention, expired events), webhook delivery and, with `VOXKEEP_METRICS_PORT`, the
+metrics server, in the main process of a LiveKit `AgentServer`, ours or a user's. One call adds
+them:
 
     server = AgentServer(setup_fnc=prewarm)
     run_background(server)
 
-With `VOXKEEP_BACKGROUND=off` they run elsewhere (another worker, `voxkeepctl background`), and
-the worker says so in one line at start.
+With `VOXKEEP_BACKGROUND=off` the sweeper and delivery run elsewhere (another worker,
+`voxkeepctl background`), and the worker says so in one line at start.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from livekit.agents import AgentServer
 from prometheus_client import values
 
 from voxkeep.core.settings import Settings, load_settings
-from voxkeep.jobs import sweeper, webhooks
+from voxkeep.jobs import scrape, sweeper, webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +29,7 @@ SWEEPER_TASK = "voxkeep.jobs.sweeper"
 
 
 def run_background(server: AgentServer, settings: Settings | None = None) -> None:
-    """Start the sweeper and webhook delivery in `server`'s main process as it starts, with
+    """Start the background work in `server`'s main process as it starts, with
     `settings` (default: the environment's, read then); or log that they run elsewhere."""
     tasks: list[asyncio.Task[None]] = []  # a reference, so the tasks are never collected
 
@@ -41,6 +42,14 @@ def run_background(server: AgentServer, settings: Settings | None = None) -> Non
 def start_tasks(settings: Settings) -> list[asyncio.Task[None]]:
     """The background tasks the settings ask for, started on the running loop, and one line
     saying what runs."""
+    tasks = []
+    if settings.metrics_port is not None:
+        serving = scrape.serve(settings.http_host, settings.metrics_port)
+        tasks.append(asyncio.create_task(serving, name=scrape.TASK))
+    return tasks + _jobs(settings)
+
+
+def _jobs(settings: Settings) -> list[asyncio.Task[None]]:
     if not settings.background:
         log.info(
             "background.elsewhere",

@@ -110,14 +110,14 @@ def build_server(
     settings: Settings, serve: Callable[[JobContext], Awaitable[None]] = entrypoint
 ) -> AgentServer:
     """The worker: LiveKit's `AgentServer` with our settings, `serve` for each job (our
-    entrypoint), and the sweeper and webhook delivery in its main process."""
+    entrypoint), and the sweeper, webhook delivery and `/metrics` in its main process (ours
+    rather than LiveKit's metrics server: docs/metrics.md)."""
     options: dict[str, Any] = {
         "host": settings.http_host,
         "port": settings.http_port,
         "load_threshold": settings.load_threshold,
         "num_idle_processes": settings.idle_processes,
         "drain_timeout": settings.drain_timeout_s,
-        "prometheus_port": settings.metrics_port,
     }
     server = AgentServer(
         setup_fnc=prewarm, load_fnc=reported_load,
