@@ -9,7 +9,7 @@ from typing import Any
 
 from livekit.agents import llm
 
-from voxkeep.call.context import SUMMARY_PREFIX, Budget, estimate_tokens, rebuild
+from voxkeep.call.context import SUMMARY_PREFIX, Budget, compacted, estimate_tokens, rebuild
 from voxkeep.store.records import Message, Role
 
 _seq = itertools.count(1)
@@ -79,3 +79,32 @@ def test_stored_text_never_becomes_a_system_message() -> None:
 def test_an_interrupted_assistant_turn_stays_marked() -> None:
     ctx, _ = rebuild([stored("assistant", "Let me tell y", interrupted=True)], budget=Budget())
     assert ctx.messages()[0].interrupted
+
+
+def live_context() -> llm.ChatContext:
+    """A call's context: instructions, a tool call answered across the cut, three turns."""
+    ctx = llm.ChatContext.empty()
+    ctx.add_message(role="system", content="You are a travel agent.", id="instructions")
+    ctx.add_message(role="user", content="Find me a flight.", id="u1")
+    ctx.items.append(llm.FunctionCall(id="c1", call_id="call_1", name="flights", arguments="{}"))
+    ctx.items.append(llm.FunctionCallOutput(id="o1", call_id="call_1", name="flights",
+                                            output="LIS 9:00", is_error=False))  # fmt: skip
+    ctx.add_message(role="assistant", content="There is one at nine.", id="a1")
+    ctx.add_message(role="user", content="Book it.", id="u2")
+    return ctx
+
+
+def test_compacting_puts_the_summary_in_place_of_what_it_covers() -> None:
+    ctx = compacted(live_context(), "The caller wants a flight.", upto_id="c1")
+    assert ctx is not None
+    assert [(roles(ctx)[i], getattr(item, "text_content", None)) for i, item in
+            enumerate(ctx.items)] == [
+        ("system", "You are a travel agent."),
+        ("assistant", SUMMARY_PREFIX + "The caller wants a flight."),
+        ("assistant", "There is one at nine."),  # the result of a summarized call goes with it
+        ("user", "Book it."),
+    ]  # fmt: skip
+
+
+def test_compacting_a_context_that_no_longer_holds_the_cut_changes_nothing() -> None:
+    assert compacted(live_context(), "A summary.", upto_id="gone") is None

@@ -163,13 +163,14 @@ async def joins(bench: Bench, rounds: int) -> tuple[list[float], list[float]]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of the worker and every process under it, now."""
+    """CPU time (user + system) of the worker and every process under it, now, counting the
+    job processes that have ended (in the times of the process that reaped them)."""
     total = 0.0
     root = psutil.Process(pid)
     for proc in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
             times = proc.cpu_times()
-            total += times.user + times.system
+            total += times.user + times.system + times.children_user + times.children_system
     return total
 
 
@@ -319,14 +320,27 @@ def memory_row(callers: int, memory: dict[str, Memory]) -> list[object]:
 # --- the run ---------------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace, folder: Path) -> None:
+@contextlib.asynccontextmanager
+async def on_the_server(folder: Path) -> AsyncIterator[tuple[Bench, Store]]:
+    """The real LiveKit server, the stand-in models (knowing SAID's clips) and a migrated store
+    in `folder`, with a bench over them; all stopped after."""
     server, model = await start_servers(folder)
     store = await open_store(f"sqlite:///{folder}/voxkeep.db")
     await store.migrate()
     try:
         for text in SAID:
             await model.learn(text, Voice())
-        bench = Bench(server, model, folder)
+        yield Bench(server, model, folder), store
+    finally:
+        await store.aclose()
+        await model.aclose()
+        server.stop()
+        if server.log is not None:
+            server.log.close()
+
+
+async def run(args: argparse.Namespace, folder: Path) -> None:
+    async with on_the_server(folder) as (bench, store):
         fast = {"VOXKEEP_CONTROL_RATE": "10000", "VOXKEEP_CONTROL_BURST": "10000"}
         async with bench.worker("ours", **fast):
             caller = await bench.caller("alice")
@@ -386,12 +400,6 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         print("\nPer call: the mean of the job processes that served a call in the window (RSS; "
               "USS, the memory only that process holds), at its end; grew: their USS over the "
               "window.")  # fmt: skip
-    finally:
-        await store.aclose()
-        await model.aclose()
-        server.stop()
-        if server.log is not None:
-            server.log.close()
 
 
 def main() -> None:

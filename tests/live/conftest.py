@@ -129,7 +129,14 @@ StartWorker = Callable[..., Awaitable[Worker]]
 def worker_env(
     server: LocalServer, model: ModelServer, db_url: str, folder: Path, **settings: str
 ) -> dict[str, str]:
-    """The environment a worker is started with: everything it needs, and nothing of ours."""
+    """The environment a worker is started with: everything it needs, and nothing of ours;
+    `settings` over the defaults."""
+    defaults = {
+        "VOXKEEP_LOAD_THRESHOLD": "inf",  # a loaded test machine still takes the call
+        "VOXKEEP_CONTEXT_LOAD_TIMEOUT_S": "30",  # ...and resumes it however slowly the store is
+        "VOXKEEP_IDLE_PROCESSES": "1",
+        "VOXKEEP_INSTRUCTIONS": "You are a helpful travel assistant.",
+    }
     return clean_env(
         LIVEKIT_URL=server.url,
         LIVEKIT_API_KEY=server.api_key,
@@ -140,11 +147,7 @@ def worker_env(
         VOXKEEP_JOURNAL_DIR=str(folder / "journal"),
         VOXKEEP_HTTP_HOST="127.0.0.1",
         VOXKEEP_HTTP_PORT=str(free_port()),
-        VOXKEEP_LOAD_THRESHOLD="inf",  # a loaded test machine still takes the call
-        VOXKEEP_CONTEXT_LOAD_TIMEOUT_S="30",  # ...and resumes it however slowly the store answers
-        VOXKEEP_IDLE_PROCESSES="1",
-        VOXKEEP_INSTRUCTIONS="You are a helpful travel assistant.",
-        **settings,
+        **{**defaults, **settings},
     )
 
 

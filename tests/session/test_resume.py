@@ -15,6 +15,7 @@ from voxkeep.call.context import SUMMARY_PREFIX, estimate_tokens
 from voxkeep.call.switch import RETURNING
 from voxkeep.sim.call import SimCall
 from voxkeep.sim.openai_server import LocalOpenAI
+from voxkeep.sim.speech import Pcm
 from voxkeep.store import ANY_OWNER, Store
 from voxkeep.store.records import MessagePage, NewMessage
 from voxkeep.store.writer import Writer
@@ -263,3 +264,64 @@ async def test_a_chat_that_outgrows_the_budget_is_summarized_and_the_next_call_g
         ("assistant", SUMMARY_PREFIX + summary), *after_summary[:6 - covered],
     ]  # fmt: skip
     assert ("user", "What else is there?") in after_summary
+
+
+async def _context_summarized(call: SimCall) -> list[tuple[str, str]]:
+    """The agent's live context (role, text), once the summary has taken its older part's
+    place."""
+    for _ in range(200):  # 10 s
+        ctx = call.session.current_agent.chat_ctx
+        lines: list[tuple[str, str]] = [
+            (m.role, m.text_content or "") for m in ctx.messages() if m.role != "system"
+        ]
+        if lines and lines[0][1].startswith(SUMMARY_PREFIX):
+            return lines
+        await asyncio.sleep(0.05)
+    raise AssertionError("the summary never replaced the older part of the live context")
+
+
+async def _three_turns_past_the_budget(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, **settings: Any
+) -> tuple[SimCall, Pcm]:
+    """A call whose budget is four messages, three turns in, and the clip of its fourth."""
+    openai_server.script(["Lisbon is lovely.", "In May.", "Trams.", "The Alfama."])
+    openai_server.summaries.append("The caller asked about Lisbon and when to go.")
+    clips = [await speech(t) for t in ("Tell me about Lisbon.", "When should I go?",
+                                       "What else is there?", "Where should I stay?")]  # fmt: skip
+    call = await start_call(context_max_messages=4, **settings)
+    for clip in clips[:3]:
+        await call.say(clip)
+    return call, clips[3]
+
+
+async def test_a_long_call_s_context_holds_the_summary_in_place_of_what_it_covers(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, reader: Store
+) -> None:
+    call, fourth = await _three_turns_past_the_budget(start_call, speech, openai_server)
+    summary = await wait_for_summary(reader, call.call.state.chat_id)
+    live = await _context_summarized(call)
+    covered = (await reader.get_chat(call.call.state.chat_id, owner=ANY_OWNER)).summary_seq
+    rest = [(m.role, m.content or "") for m in await stored(reader, call.call.state.chat_id)
+            if m.seq > (covered or 0)]  # fmt: skip
+    assert live == [("assistant", SUMMARY_PREFIX + summary), *rest]
+
+    before = len(openai_server.chat_requests())
+    await call.say(fourth)  # the next reply is asked with the summary, not the older turns
+    asked = said(openai_server.chat_requests()[before])
+    assert asked[0] == ("assistant", SUMMARY_PREFIX + summary)
+    assert ("user", "Tell me about Lisbon.") not in asked
+    assert asked[-1] == ("user", "Where should I stay?")
+
+
+async def test_with_compaction_off_a_long_call_keeps_its_whole_context(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, reader: Store
+) -> None:
+    call, fourth = await _three_turns_past_the_budget(
+        start_call, speech, openai_server, context_compact=False
+    )
+    await wait_for_summary(reader, call.call.state.chat_id)  # still stored for the next resume
+    before = len(openai_server.chat_requests())
+    await call.say(fourth)
+    asked = said(openai_server.chat_requests()[before])
+    assert asked[0] == ("user", "Tell me about Lisbon.")
+    assert len(asked) == 7

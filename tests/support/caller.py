@@ -21,7 +21,6 @@ from livekit import api, rtc
 from voxkeep.sim.speech import ESPEAK_RATE, Pcm, Voice, espeak, resample
 
 RATE = 48000
-FRAME = RATE // 100  # 10 ms, as a browser's microphone delivers it
 TOPIC = "voxkeep.control"
 RPC_METHOD = "voxkeep.control"
 STATE_ATTRIBUTE = "lk.agent.state"
@@ -57,8 +56,11 @@ class Caller:
     """A person in the room: LiveKit's rtc client, a microphone track that sends 10 ms frames
     in real time (speech when there is some, silence otherwise), and the agent's replies."""
 
-    def __init__(self, url: str, token: str, identity: str) -> None:
+    def __init__(self, url: str, token: str, identity: str, *, frame_ms: int = 10) -> None:
         self.url, self.token, self.identity = url, token, identity
+        self.frame = RATE * frame_ms // 1000
+        """Samples per microphone frame: 10 ms as a browser sends them, or more for a crowd
+        of callers in one process (fewer wake-ups, the same audio in real time)."""
         self.room = rtc.Room()
         self.packets: list[Packet] = []
         self.states: list[str] = []
@@ -137,7 +139,10 @@ class Caller:
 
     async def say(self, text: str, voice: Voice = VOICE) -> None:
         """Speak `text` (espeak-ng) into the microphone in real time; returns once it is said."""
-        pcm = resample(await espeak(text, voice), ESPEAK_RATE, RATE)
+        await self.speak(resample(await espeak(text, voice), ESPEAK_RATE, RATE))
+
+    async def speak(self, pcm: Pcm) -> None:
+        """Speak `pcm` (RATE, mono) into the microphone in real time; returns once it is said."""
         await asyncio.wait_for(self._heard.wait(), 30)
         # the first ~100 ms of media after a subscription can be lost while the path settles
         # (a clipped first word, seen here); a person waits a moment too before speaking
@@ -162,9 +167,10 @@ class Caller:
         await self._until(done, limit_s, "the agent to answer")
 
     async def _pump(self) -> None:
-        """Real-time 10 ms frames: queued speech, else silence (a microphone never stops)."""
+        """Real-time frames: queued speech, else silence (a microphone never stops)."""
         assert self._source is not None
-        silence = np.zeros(FRAME, dtype=np.int16)
+        frame = self.frame
+        silence = np.zeros(frame, dtype=np.int16)
         pcm, done, pos = None, None, 0
         next_at = time.monotonic()
         while True:
@@ -172,10 +178,10 @@ class Caller:
                 pcm, done = self._speech.get_nowait()
                 pos = 0
             if pcm is not None:
-                chunk = pcm[pos : pos + FRAME]
-                pos += FRAME
-                if len(chunk) < FRAME:
-                    chunk = np.concatenate([chunk, silence[: FRAME - len(chunk)]])
+                chunk = pcm[pos : pos + frame]
+                pos += frame
+                if len(chunk) < frame:
+                    chunk = np.concatenate([chunk, silence[: frame - len(chunk)]])
                 if pos >= len(pcm):
                     pcm = None
                     self.said_at.append(time.time())
@@ -183,8 +189,8 @@ class Caller:
                         done.set_result(None)
             else:
                 chunk = silence
-            await self._source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, FRAME))
-            next_at += FRAME / RATE
+            await self._source.capture_frame(rtc.AudioFrame(chunk.tobytes(), RATE, 1, frame))
+            next_at += frame / RATE
             delay = next_at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)

@@ -1,4 +1,5 @@
-"""Rebuilding the LLM context from stored messages (docs/resume.md), as a pure function.
+"""Rebuilding the LLM context from stored messages (docs/resume.md), and compacting a live
+call's context once its older part is summarized, as pure functions.
 
 The newest messages are kept first, within a token estimate and a message count; a tool call
 and its result are kept or dropped together. Stored text is untrusted: it only ever becomes a
@@ -109,6 +110,30 @@ def rebuild(
     if gap_s is not None and gap_s >= 60:
         ctx.add_message(role="system", content=f"(The conversation resumed after {gap(gap_s)}.)")
     return ctx, count
+
+
+def compacted(ctx: llm.ChatContext, summary: str, upto_id: str) -> llm.ChatContext | None:
+    """A live call's context once its older part is summarized: what was said up to and
+    including item `upto_id` (and any earlier summary) replaced by `summary`, everything else
+    kept in place. None when that item is not in the context (a switch or a resume moved it on):
+    then there is nothing to replace."""
+    ids = [item.id for item in ctx.items]
+    if upto_id not in ids:
+        return None
+    cut = ids.index(upto_id) + 1
+    head = [item for item in ctx.items[:cut] if not _said(item)]  # instructions, gaps, handoffs
+    tail = ctx.items[cut:]
+    calls = {item.call_id for item in tail if isinstance(item, llm.FunctionCall)}
+    tail = [i for i in tail if not isinstance(i, llm.FunctionCallOutput) or i.call_id in calls]
+    told = llm.ChatMessage(role="assistant", content=[SUMMARY_PREFIX + summary])
+    return llm.ChatContext([*head, told, *tail])
+
+
+def _said(item: llm.ChatItem) -> bool:
+    """A turn of the conversation: a user or assistant message, a tool call or its result."""
+    if isinstance(item, llm.ChatMessage):
+        return item.role in ("user", "assistant")
+    return isinstance(item, (llm.FunctionCall, llm.FunctionCallOutput))
 
 
 def gap(seconds: float) -> str:

@@ -87,7 +87,11 @@ class Call:
         self.store = writer.store
         budget = Budget(settings.context_token_budget, settings.context_max_messages)
         self.summarizer = (
-            Summarizer(self.state, self.store, summary_llm, budget) if summary_llm else None
+            Summarizer(
+                self.state, self.store, summary_llm, budget, compact=settings.context_compact
+            )
+            if summary_llm
+            else None
         )
         self.switcher = ChatSwitcher(
             self.state,

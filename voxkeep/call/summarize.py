@@ -1,7 +1,8 @@
 """Background summaries (docs/resume.md): when a chat outgrows the context budget, its older part is
 summarized by the configured LLM, off the reply path, and stored in `summary`/`summary_seq` for
 the next rehydration. The newest messages stay out of it: they go back into the context as they
-were said."""
+were said. In the live call the summary then takes the older part's place in the agent's
+context too, so a long call's context stays within the budget (`VOXKEEP_CONTEXT_COMPACT`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import structlog
 from livekit.agents import AgentSession, APIError, llm
 from livekit.agents.voice.events import ConversationItemAddedEvent
 
-from voxkeep.call.context import Budget, estimate_tokens
+from voxkeep.call.context import Budget, compacted, estimate_tokens
 from voxkeep.call.state import CallState
 from voxkeep.core import metrics
 from voxkeep.core.errors import VoxkeepError
@@ -69,15 +70,26 @@ def older_part(messages: Sequence[Message], budget: Budget) -> list[Message]:
 class Summarizer:
     """One call's summaries: watches its chat grow, and summarizes in a task of its own."""
 
-    def __init__(self, state: CallState, store: Store, model: llm.LLM[Any], budget: Budget):
+    def __init__(
+        self,
+        state: CallState,
+        store: Store,
+        model: llm.LLM[Any],
+        budget: Budget,
+        *,
+        compact: bool = True,
+    ) -> None:
         self._state = state
         self._store = store
         self._llm = model
         self._budget = budget
+        self._compact = compact
+        self._session: AgentSession[Any] | None = None
         self._grown: dict[str, tuple[int, int]] = {}  # chat id → (messages, tokens) unsummarized
         self._task: asyncio.Task[None] | None = None
 
     def attach(self, session: AgentSession[Any]) -> None:
+        self._session = session
         session.on("conversation_item_added", self._on_item)
 
     def loaded(self, chat_id: str, messages: int, tokens: int, *, overflowing: bool) -> None:
@@ -128,12 +140,27 @@ class Summarizer:
                 self._grown[chat_id] = (len(kept), tokens)
                 log.info("summary.saved", chat_id=chat_id, upto_seq=older[-1].seq)
                 metrics.SUMMARIES.labels(result="ok").inc()
+                await self._replace_in_context(chat_id, summary, older[-1].id)
         except (VoxkeepError, APIError) as exc:  # the next growth or resume asks again
             log.warning("summary.failed", chat_id=chat_id, error=type(exc).__name__)
             metrics.SUMMARIES.labels(result="failed").inc()
         except Exception as exc:  # noqa: BLE001 - a background task: a summary is never worth a call
             log.error("summary.failed", chat_id=chat_id, error=type(exc).__name__)
             metrics.SUMMARIES.labels(result="failed").inc()
+
+    async def _replace_in_context(self, chat_id: str, summary: str, upto_id: str) -> None:
+        """The live call's context with the summary in place of what it covers, while the call
+        is still on this chat."""
+        if not self._compact or self._session is None or self._state.chat_id != chat_id:
+            return
+        try:
+            agent = self._session.current_agent
+            ctx = compacted(agent.chat_ctx, summary, upto_id)
+            if ctx is not None:
+                await agent.update_chat_ctx(ctx)
+                log.info("context.compacted", chat_id=chat_id, items=len(ctx.items))
+        except Exception as exc:  # noqa: BLE001 - the call goes on with the longer context
+            log.error("context.compact_failed", chat_id=chat_id, error=type(exc).__name__)
 
     async def _ask(self, conversation: str) -> str:
         ctx = llm.ChatContext.empty()

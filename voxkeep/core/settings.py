@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     context_token_budget: int = Field(4000, ge=100)
     context_max_messages: int = Field(60, ge=1)
     context_load_timeout_s: float = Field(1.0, gt=0)
+    context_compact: bool = True
     heartbeat_s: float = Field(15.0, gt=0)
     stale_after_s: float = Field(60.0, gt=0)
     sweep_interval_s: float = Field(60.0, gt=0)

@@ -9,6 +9,11 @@ from voxkeep.store.base import ANY_OWNER, OwnerScope, SchemaStatus, Store, Write
 __all__ = ["ANY_OWNER", "OwnerScope", "SchemaStatus", "Store", "WriteResult", "open_store"]
 
 
+def backend_module(url: str) -> str:
+    """The module of the store `url` names (what `open_store` imports for it)."""
+    return "voxkeep.store.sqlite" if url.startswith("sqlite:") else "voxkeep.store.postgres"
+
+
 async def open_store(url: str) -> Store:
     """The store named by `VOXKEEP_DB_URL`: `sqlite:///path` (default) or `postgresql://…`."""
     if url.startswith("sqlite:"):

@@ -22,6 +22,7 @@ from voxkeep.core.logs import configure_logging
 from voxkeep.core.settings import Settings, load_settings
 from voxkeep.jobs.background import run_background
 from voxkeep.prosody.shared_vad import SharedVAD
+from voxkeep.store import backend_module
 from voxkeep.worker import providers as models
 from voxkeep.worker.assistant import Assistant
 from voxkeep.worker.factory import build, load_factory
@@ -42,6 +43,21 @@ _LIVEKIT_LOAD: Callable[[AgentServer], float] = ServerOptions.__dataclass_fields
 def reported_load(server: AgentServer) -> float:
     """LiveKit's own measure of the worker's load (CPU, averaged), capped below 1."""
     return min(float(_LIVEKIT_LOAD(server)), REPORTED_LOAD_MAX)
+
+
+CALL_MODULES = (
+    "numpy.fft",  # prosody's pitch and spectrum
+    "openai.resources.audio",  # the speech and transcription clients' requests
+    "openai.resources.chat",
+)
+"""What a call imports at its first use, beyond what its entrypoint's module imports."""
+
+
+def preloaded(settings: Settings) -> list[str]:
+    """Modules a call imports, imported once in LiveKit's forkserver rather than in each job
+    process: a call then starts without importing them, and its process shares them with the
+    others copy-on-write instead of holding a copy of its own."""
+    return [__name__, backend_module(settings.db_url), *CALL_MODULES]
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -118,6 +134,7 @@ def build_server(
         "load_threshold": settings.load_threshold,
         "num_idle_processes": settings.idle_processes,
         "drain_timeout": settings.drain_timeout_s,
+        "preload_modules": preloaded(settings),
     }
     server = AgentServer(
         setup_fnc=prewarm, load_fnc=reported_load,
