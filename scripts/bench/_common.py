@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tests.support.processes import ModelServer
@@ -68,3 +70,20 @@ async def start_servers(folder: Path) -> tuple[LocalServer, ModelServer]:
     model = ModelServer()
     await model.start()
     return server, model
+
+
+def run_in_folder(
+    prefix: str, run: Callable[[Path], Coroutine[Any, Any, None]], *, keep: bool = False
+) -> None:
+    """Run a benchmark in a new temporary folder of its own: kept (and said so) when the run
+    fails or `keep` asks, removed otherwise."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        asyncio.run(run(folder))
+    except BaseException:
+        print(f"\nthe workers' logs are kept in {folder}")
+        raise
+    if keep:
+        print(f"\nthe workers' logs and profiles are kept in {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from _common import percentile, print_table
+from _common import percentile, print_table, run_in_folder
 from live import SAID, Bench, cpu_seconds, on_the_server
 
 from tests.support.crowd import Outcome, crowd
@@ -162,13 +160,7 @@ def main() -> None:
     parser.add_argument("--single-turns", type=int, default=8, help="turns of the single call")
     args = parser.parse_args()
     args.steps = sorted({int(n) for n in args.steps.split(",")})
-    folder = Path(tempfile.mkdtemp(prefix="bench-capacity-"))
-    try:
-        asyncio.run(run(args, folder))
-    except BaseException:
-        print(f"\nthe workers' logs are kept in {folder}")
-        raise
-    shutil.rmtree(folder, ignore_errors=True)
+    run_in_folder("bench-capacity-", lambda folder: run(args, folder))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import shutil
 import tempfile
 import time
 import uuid
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from _common import percentile, print_table, start_servers
+from _common import percentile, print_table, run_in_folder, start_servers
 from _profile import Profile, profiled, short
 
 from tests.support.caller import Caller, token
@@ -413,16 +412,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the logs and raw profiles")
     args = parser.parse_args()
     args.callers = [int(n) for n in args.callers.split(",")]
-    folder = Path(tempfile.mkdtemp(prefix="bench-live-"))
-    try:
-        asyncio.run(run(args, folder))
-    except BaseException:
-        print(f"\nthe workers' logs are kept in {folder}")
-        raise
-    if args.keep:
-        print(f"\nthe workers' logs and profiles are kept in {folder}")
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
+    run_in_folder("bench-live-", lambda folder: run(args, folder), keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -325,3 +325,24 @@ async def test_with_compaction_off_a_long_call_keeps_its_whole_context(
     asked = said(openai_server.chat_requests()[before])
     assert asked[0] == ("user", "Tell me about Lisbon.")
     assert len(asked) == 7
+
+
+async def test_a_summary_that_lands_after_new_chat_leaves_the_new_chat_s_context_alone(
+    start_call: StartCall, speech: Speak, openai_server: LocalOpenAI, reader: Store
+) -> None:
+    openai_server.summary_gate = asyncio.Event()  # the summary is still being written...
+    call, _ = await _three_turns_past_the_budget(start_call, speech, openai_server)
+    old_chat = call.call.state.chat_id
+    for _ in range(200):  # 10 s
+        if openai_server.summary_requests():
+            break
+        await asyncio.sleep(0.05)
+    assert openai_server.summary_requests(), "no summary was asked for"
+    await call.call.switcher.new_chat()  # ...when the caller starts a new chat
+    openai_server.summary_gate.set()
+    assert call.call.summarizer is not None
+    await call.call.summarizer.aclose(10)  # the summary in flight has finished
+    assert (await reader.get_chat(old_chat, owner=ANY_OWNER)).summary  # for the old chat's resume
+    ctx = call.session.current_agent.chat_ctx
+    assert not any(SUMMARY_PREFIX in (m.text_content or "") for m in ctx.messages())
+    assert "Tell me about Lisbon." not in [m.text_content for m in ctx.messages()]

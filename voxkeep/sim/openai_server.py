@@ -131,6 +131,9 @@ class LocalOpenAI(LocalService):
     recognizer: ClipRecognizer = field(default_factory=ClipRecognizer)
     replies: deque[Reply] = field(default_factory=deque)
     summaries: deque[str] = field(default_factory=deque)
+    summary_gate: asyncio.Event | None = None
+    """When set to an event, a summary is answered only once the event is set (a summary still
+    in flight while the call moves on)."""
     voice: Voice = AGENT_VOICE
     requests: list[Recorded] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -163,6 +166,8 @@ class LocalOpenAI(LocalService):
         reply: Reply
         if is_summary_request(body):
             self.requests.append(Recorded(SUMMARY_PATH, body))
+            if self.summary_gate is not None:
+                await self.summary_gate.wait()
             reply = self.summaries.popleft() if self.summaries else "We talked earlier."
         else:
             self.requests.append(Recorded(request.path, body))
