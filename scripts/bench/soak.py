@@ -47,7 +47,7 @@ async def soak(bench: Bench, mode: str, args: argparse.Namespace) -> Soak:
             caller = await bench.caller(f"soak-{mode}")
             await caller.agent(30)
             start = time.monotonic()
-            turns, next_sample = 0, start
+            turns, next_sample = 0, start + args.every  # the call's own process by then
             while (now := time.monotonic()) - start < args.minutes * 60:
                 if now >= next_sample:
                     serving = max(children(worker.pid).values(), key=lambda s: s.cpu_s)

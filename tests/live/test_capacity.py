@@ -39,7 +39,7 @@ def hogging_a_core() -> Iterator[None]:
         hog.wait(timeout=30)
 
 
-async def test_ten_callers_at_once_beside_a_cpu_hog_are_each_answered_and_stored(
+async def test_four_callers_at_once_beside_a_cpu_hog_are_each_answered_and_stored(
     livekit_server: LocalServer, model_server: ModelServer, start_worker: StartWorker,
     reader: Store,
 ) -> None:  # fmt: skip

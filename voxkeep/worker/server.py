@@ -47,10 +47,22 @@ def reported_load(server: AgentServer) -> float:
 
 CALL_MODULES = (
     "numpy.fft",  # prosody's pitch and spectrum
-    "openai.resources.audio",  # the speech and transcription clients' requests
-    "openai.resources.chat",
+    "numpy.ma",  # numpy's percentiles import it on first use (prosody's summaries)
+    "wave",
+    "jiter",
+    "anyio._backends._asyncio",
+    # the OpenAI clients' requests: the SDK imports each resource at its first use
+    "openai.resources.audio.audio",
+    "openai.resources.audio.speech",
+    "openai.resources.audio.transcriptions",
+    "openai.resources.chat.chat",
+    "openai.resources.chat.completions.completions",
+    "openai.resources.models",
+    "openai.lib.streaming.chat",
+    "livekit.agents.llm.async_toolset",
 )
-"""What a call imports at its first use, beyond what its entrypoint's module imports."""
+"""What a call imports at its first use, beyond what its entrypoint's module imports (found by
+listing `sys.modules` in a job process before and after a call)."""
 
 
 def preloaded(settings: Settings) -> list[str]:
