@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.support.processes import free_port
@@ -53,20 +54,37 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-@pytest.fixture
-async def port() -> AsyncIterator[int]:
+@contextlib.asynccontextmanager
+async def serving(token: str = "") -> AsyncIterator[int]:
+    """The metrics server on a free loopback port, listening."""
     port = free_port()
-    server = asyncio.create_task(metrics_server.serve("127.0.0.1", port))
+    server = asyncio.create_task(metrics_server.serve("127.0.0.1", port, token))
     for _ in range(500):  # until it listens
         with contextlib.suppress(OSError):
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
             break
         await asyncio.sleep(0.01)
-    yield port
-    server.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await server
+    try:
+        yield port
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+
+
+@pytest.fixture
+async def port() -> AsyncIterator[int]:
+    async with serving() as port:
+        yield port
+
+
+async def status_of(port: int, headers: dict[str, str]) -> int:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as response,
+    ):
+        return response.status
 
 
 @contextlib.contextmanager
@@ -119,3 +137,23 @@ async def test_a_taken_port_is_logged_and_leaves_the_worker_running(
 ) -> None:
     await asyncio.wait_for(metrics_server.serve("127.0.0.1", port), timeout=30)
     assert "metrics.unavailable" in [r.msg for r in caplog.records]
+
+
+async def test_on_loopback_only_a_request_addressed_to_this_machine_by_name_is_answered(
+    folder: Path, port: int
+) -> None:
+    """A page on another domain that resolves to 127.0.0.1 sends its own name as `Host`."""
+    assert await status_of(port, {"Host": "attacker.example"}) == 421
+    assert await status_of(port, {"Host": f"attacker.example:{port}"}) == 421
+    assert await status_of(port, {"Host": f"localhost:{port}"}) == 200
+
+
+async def test_with_a_token_only_its_bearer_scrapes(folder: Path) -> None:
+    token = "scrape-token-0123456789abcdef"
+    async with serving(token) as port:
+        assert await status_of(port, {}) == 401
+        assert await status_of(port, {"Authorization": "Bearer not-the-token"}) == 401
+        assert await status_of(port, {"Authorization": token}) == 401  # (the scheme is asked)
+        assert await status_of(port, {"Authorization": f"Bearer {token}"}) == 200
+        samples = await scrape(port, token=token)
+        assert value(samples, "voxkeep_test_calls_total", kind="real") == 3

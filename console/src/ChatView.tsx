@@ -21,6 +21,9 @@ export function ChatView({ chatId, onChanged, onDeleted }: Props) {
   const [chat, setChat] = useState<Chat | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [seq, setSeq] = useState<number | null>(null); // the message picked in the plot
+  // The transcript's first page is on screen: only then is the plot asked for, so that a long
+  // chat's thousands of points never stand between the reader and its first lines.
+  const [shown, setShown] = useState(false);
 
   useEffect(() => {
     let live = true;
@@ -32,7 +35,19 @@ export function ChatView({ chatId, onChanged, onDeleted }: Props) {
     };
   }, [chatId]);
 
-  if (chat === null) return <section className="chat">{error ?? "Loading…"}</section>;
+  if (chat === null && error !== null) return <section className="chat">{error}</section>;
+  // the transcript is asked for beside the chat, not after it
+  const transcript = (
+    <Transcript chatId={chatId} total={chat?.message_count ?? null} picked={seq} onPick={setSeq} onShown={setShown} />
+  );
+  if (chat === null) {
+    return (
+      <section className="chat" aria-label="Chat">
+        <header>Loading…</header>
+        {transcript}
+      </section>
+    );
+  }
   return (
     <section className="chat" aria-label="Chat">
       <header>
@@ -86,8 +101,12 @@ export function ChatView({ chatId, onChanged, onDeleted }: Props) {
         </div>
         {error !== null && <p role="alert">{error}</p>}
       </header>
-      <ProsodyView chatId={chat.id} picked={seq} onPick={setSeq} />
-      <Transcript chatId={chat.id} total={chat.message_count} picked={seq} onPick={setSeq} />
+      {shown ? (
+        <ProsodyView chatId={chat.id} picked={seq} onPick={setSeq} />
+      ) : (
+        <div className="prosody">Loading prosody…</div>
+      )}
+      {transcript}
     </section>
   );
 }

@@ -5,14 +5,18 @@ import { useCallback, useEffect, useRef, useState } from "react";
 
 import { type Message, messages, when } from "./api";
 
+const FIRST_PAGE = 50; // about a screen, so that a long chat's first lines show as soon as a short one's
+const PAGE = 200;
+
 interface Props {
   chatId: string;
-  total: number;
+  total: number | null; // (not known yet while the chat loads beside the first page)
   picked: number | null;
   onPick: (seq: number) => void;
+  onShown: (shown: true) => void; // the first page is on screen
 }
 
-export function Transcript({ chatId, total, picked, onPick }: Props) {
+export function Transcript({ chatId, total, picked, onPick, onShown }: Props) {
   const [loaded, setLoaded] = useState<Message[]>([]);
   const [next, setNext] = useState<number | null>(0);
   const [error, setError] = useState<string | null>(null);
@@ -22,7 +26,7 @@ export function Transcript({ chatId, total, picked, onPick }: Props) {
   const loadMore = useCallback(() => {
     if (next === null || loading.current) return;
     loading.current = true;
-    messages(chatId, next)
+    messages(chatId, next, next === 0 ? FIRST_PAGE : PAGE)
       .then((page) => {
         setLoaded((known) => [...known, ...page.messages]);
         setNext(page.next_after_seq);
@@ -32,6 +36,11 @@ export function Transcript({ chatId, total, picked, onPick }: Props) {
         loading.current = false;
       });
   }, [chatId, next]);
+
+  const first = loaded.length > 0 || next === null;
+  useEffect(() => {
+    if (first) onShown(true);
+  }, [first, onShown]);
 
   useEffect(() => {
     const sentinel = end.current;
@@ -66,7 +75,7 @@ export function Transcript({ chatId, total, picked, onPick }: Props) {
         </li>
       ))}
       <div ref={end} className="sentinel">
-        {error ?? (next !== null ? `Loading… (${loaded.length} of ${total})` : null)}
+        {error ?? (next !== null ? `Loading… (${loaded.length} of ${total ?? "…"})` : null)}
       </div>
     </ol>
   );

@@ -10,11 +10,12 @@ from prometheus_client.parser import text_string_to_metric_families
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-async def scrape(port: int) -> Samples:
+async def scrape(port: int, token: str = "") -> Samples:
     """Every sample the metrics server on `port` gives, by name and labels; it must answer 200."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{port}/metrics") as response,
+        http.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as response,
     ):
         assert response.status == 200, await response.text()
         text = await response.text()

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535)
     """Prometheus metrics at http://VOXKEEP_HTTP_HOST:PORT/metrics, from every process of the
     worker; unset: none."""
+    metrics_token: SecretStr = SecretStr("")
+    """A bearer token scrapers must send (Prometheus' `authorization`); empty: none asked, and
+    on a loopback VOXKEEP_HTTP_HOST only requests addressed to it by name are answered."""
 
     # The console, `voxkeepctl serve` (docs/console.md)
     console_tokens: SecretStr = SecretStr("")

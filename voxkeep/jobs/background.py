@@ -44,7 +44,8 @@ def start_tasks(settings: Settings) -> list[asyncio.Task[None]]:
     saying what runs."""
     tasks = []
     if settings.metrics_port is not None:
-        serving = scrape.serve(settings.http_host, settings.metrics_port)
+        token = settings.metrics_token.get_secret_value()
+        serving = scrape.serve(settings.http_host, settings.metrics_port, token)
         tasks.append(asyncio.create_task(serving, name=scrape.TASK))
     return tasks + _jobs(settings)
 

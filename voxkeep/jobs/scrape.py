@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import hmac
 import mmap
 import os
 import struct
@@ -23,10 +24,13 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
+
+from voxkeep.core.hosts import LOOPBACK_NAMES, addressed_to_loopback
 
 log = structlog.get_logger(__name__)
 
@@ -83,9 +87,33 @@ async def _metrics(_: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def serve(host: str, port: int) -> None:
-    """Serve `/metrics` on `host:port` until cancelled."""
-    app = web.Application()
+def _asker_check(host: str, token: str) -> Middleware:
+    """Who may scrape. With a token, only a bearer of it (Prometheus' `authorization`); on a
+    loopback address, only a request addressed to this machine by name (not a page whose domain
+    resolves to 127.0.0.1). A server on every interface is for a scraper on another host, whose
+    name for it is not known here: give it a token."""
+    expected = f"Bearer {token}".encode()
+    loopback = host in LOOPBACK_NAMES
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if loopback and not addressed_to_loopback(request.host):
+            return web.Response(status=421, text="this server answers to 127.0.0.1 only\n")
+        given = request.headers.get("Authorization", "").encode()
+        if token and not hmac.compare_digest(given, expected):
+            return web.Response(
+                status=401,
+                text="a bearer token is needed\n",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await handler(request)
+
+    return check
+
+
+async def serve(host: str, port: int, token: str = "") -> None:
+    """Serve `/metrics` on `host:port` until cancelled; `token`, if any, is asked of scrapers."""
+    app = web.Application(middlewares=[_asker_check(host, token)])
     app.router.add_get("/metrics", _metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

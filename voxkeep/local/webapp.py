@@ -25,12 +25,12 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from yarl import URL
 
 from voxkeep.control.dispatcher import message_json
 from voxkeep.control.protocol import MAX_PAYLOAD
 from voxkeep.control.room import RESUME_ATTRIBUTE
 from voxkeep.core.errors import NotFound, VoxkeepError
+from voxkeep.core.hosts import addressed_to_loopback
 from voxkeep.core.settings import Settings, load_settings
 from voxkeep.core.tokens import caller_token
 from voxkeep.store import Store, open_store
@@ -45,9 +45,6 @@ STORE: web.AppKey[Store] = web.AppKey("store", Store)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 
 
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
 def _refusal(status: int, error: str) -> web.Response:
     return web.json_response({"error": error}, status=status)
 
@@ -56,11 +53,7 @@ def _refusal(status: int, error: str) -> web.Response:
 async def _addressed_here(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Only requests for this machine by name: a page on another domain that resolves to
     127.0.0.1 sends its own name as `Host`."""
-    try:
-        host = URL(f"http://{request.host}").host
-    except ValueError:
-        host = None
-    if host not in LOOPBACK_NAMES:
+    if not addressed_to_loopback(request.host):
         return _refusal(421, "this server answers to 127.0.0.1 and localhost only")
     if request.method == "POST" and request.content_type != "application/json":
         return _refusal(415, "send JSON as application/json")

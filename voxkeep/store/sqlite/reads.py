@@ -19,7 +19,15 @@ from voxkeep.store.records import (
     SearchHit,
 )
 from voxkeep.store.sqlite.connection import SqliteConnection, owner_clause
-from voxkeep.store.sqlite.rows import chat_from_row, message_from_row
+from voxkeep.store.sqlite.rows import KEY_BITS, chat_from_row, message_from_row
+
+# Chats whose messages match (one parameter). A message's key in the search index is its chat's
+# rowid << KEY_BITS | its seq (migration 0006), so a match names its chat without a lookup in
+# `messages` (which was most of a common word's cost: one per match).
+_SAYING = (
+    f" AND c.rowid IN (SELECT DISTINCT rowid >> {KEY_BITS} FROM messages_fts"
+    " WHERE messages_fts MATCH ?)"
+)
 
 
 class SqliteReads(SqliteConnection):
@@ -57,18 +65,18 @@ class SqliteReads(SqliteConnection):
             where += " AND c.created_at < ?"
             args.append(filters.created_before)
         if filters is not None and filters.text:
-            where += (
-                " AND c.id IN (SELECT m.chat_id FROM messages_fts"
-                " JOIN messages m ON m.rowid = messages_fts.rowid WHERE messages_fts MATCH ?)"
-            )
+            where += _SAYING
             args.append(queries.fts_query(filters.text))
         if cursor is not None:
             updated_at, last_id = queries.decode_cursor(cursor)
             where += " AND (c.updated_at < ? OR (c.updated_at = ? AND c.id < ?))"
             args += [updated_at, updated_at, last_id]
+        # the page's chats first, their columns (a message count each) after: a sorted match
+        # would otherwise count the messages of every chat it sorts
         rows = await self._read(
-            f"SELECT {CHAT_COLUMNS} FROM chats c {where}"
-            " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+            f"SELECT {CHAT_COLUMNS} FROM (SELECT c.rowid AS page_rowid FROM chats c {where}"
+            " ORDER BY c.updated_at DESC, c.id DESC LIMIT ?) JOIN chats c ON c.rowid = page_rowid"
+            " ORDER BY c.updated_at DESC, c.id DESC",
             (*args, limit + 1),
         )
         return queries.chat_page([chat_from_row(row) for row in rows], limit)

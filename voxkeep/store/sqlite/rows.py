@@ -10,6 +10,10 @@ from voxkeep.store.records import Chat, Message, NewMessage
 
 Row = sqlite3.Row | tuple[Any, ...]
 
+KEY_BITS = 24
+"""A message's rowid is its chat's rowid << KEY_BITS | its seq (migration 0006), and so is its
+key in the search index, which holds each chat's words as one range of keys."""
+
 
 def chat_from_row(row: Row) -> Chat:
     return Chat(

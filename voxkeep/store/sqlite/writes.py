@@ -36,7 +36,7 @@ from voxkeep.store.records import (
 from voxkeep.store.sqlite.connection import ROWS_PER_PAGE, owner_clause
 from voxkeep.store.sqlite.holding import TAKEN_OVER, insert_calls, lost_at, rehome_calls
 from voxkeep.store.sqlite.reads import SqliteReads
-from voxkeep.store.sqlite.rows import message_to_row
+from voxkeep.store.sqlite.rows import KEY_BITS, message_to_row
 
 _INSERT_CHAT = (
     "INSERT INTO chats (id, owner, agent_name, status, created_at, updated_at, metadata)"
@@ -56,13 +56,13 @@ _SET_MEASURED = (
     "UPDATE messages SET prosody = json(?), started_at = COALESCE(started_at, ?),"
     " ended_at = COALESCE(ended_at, ?) WHERE id = ?"
 )
-_ROW_PARAMS = "(" + ", ".join("?" * 17) + ")"
+_ROW_PARAMS = "(" + ", ".join("?" * 18) + ")"
 # Rows per statement. A batch is a handful of statements, however many rows it holds, for two
 # reasons. FTS5 flushes its pending terms at every statement inside a trigger, which made per-row
 # inserts ~4x slower. And Python's sqlite3 lets go of the GIL at every step of a statement (each
 # row of an `executemany`, each row a query returns): with the event loop busy, each step waits
 # for the GIL to come back, and a transaction of hundreds of steps committed ~30x slower than
-# one of a few (docs/benchmarks.md). 1,024 rows of 17 parameters stay under SQLite's 32,766.
+# one of a few (docs/benchmarks.md). 1,024 rows of 18 parameters stay under SQLite's 32,766.
 CHUNK = 1024
 
 
@@ -72,7 +72,7 @@ def _marks(count: int) -> str:
 
 def _insert_messages_sql(rows: int) -> str:
     return (
-        f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
+        f"INSERT INTO messages (rowid, {MESSAGE_COLUMNS}) VALUES "
         + ", ".join([_ROW_PARAMS] * rows)
         + " ON CONFLICT (id) DO NOTHING"
     )
@@ -155,13 +155,16 @@ def _write_messages(
     lost, continuation_chats = _lost_calls(conn, {m.call_id for m in messages if m.call_id})
     wanted = json.dumps(sorted({m.chat_id for m in messages} | continuation_chats))
     # Each query answers in one row (a JSON object or array), not one row per chat or id.
-    (last_seq_json,) = conn.execute(  # a correlated MAX per chat is an index lookup
-        "SELECT json_group_object(c.id,"
-        " COALESCE((SELECT MAX(seq) FROM messages m WHERE m.chat_id = c.id), 0))"
+    (last_json,) = conn.execute(  # a correlated MAX per chat is an index lookup
+        "SELECT json_group_object(c.id, json_array(c.rowid,"
+        " COALESCE((SELECT MAX(seq) FROM messages m WHERE m.chat_id = c.id), 0)))"
         " FROM chats c WHERE c.id IN (SELECT value FROM json_each(?))",
         (wanted,),
     ).fetchone()
-    last_seq: dict[str, int] = json.loads(last_seq_json)
+    last: dict[str, list[int]] = json.loads(last_json)
+    last_seq = {chat_id: seq for chat_id, (_, seq) in last.items()}
+    # a chat continued in this batch has no rowid yet: SQLite picks one, and a trigger moves it
+    keys = {chat_id: rowid << KEY_BITS for chat_id, (rowid, _) in last.items()}
     seen: set[str] = set()
     for start in range(0, len(messages), CHUNK):
         ids = [m.id for m in messages[start : start + CHUNK]]
@@ -175,7 +178,10 @@ def _write_messages(
             _CONTINUE_CHAT,
             [(chat_id, at, at, source) for chat_id, (source, at) in batch.continued.items()],
         )
-    rows = [message_to_row(m, seq) for m, seq in batch.live]
+    rows = [
+        (keys[m.chat_id] | seq if m.chat_id in keys else None, *message_to_row(m, seq))
+        for m, seq in batch.live
+    ]
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
         conn.execute(_insert_messages_sql(len(chunk)), [value for row in chunk for value in row])
