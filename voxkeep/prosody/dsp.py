@@ -104,12 +104,17 @@ class Decimator:
         self._produced = end
         rel = steps // den - self._dropped
         windows = np.lib.stride_tricks.sliding_window_view(self._buf, len(taps))
+        # einsum, not `@`: a matrix product calls OpenBLAS, whose first call in a process takes
+        # about 6 MB for its buffers (a job process's memory per call, docs/benchmarks.md)
         if den == 1:  # an integer ratio: every num-th window, a strided view with no copy
             picked = windows[rel[0] : rel[-1] + 1 : num]
             out = np.einsum("nk,k->n", picked, taps)
         else:
             frac = (steps % den) / den
-            out = (windows[rel] @ taps) * (1.0 - frac) + (windows[rel + 1] @ taps) * frac
+            out = (
+                np.einsum("nk,k->n", windows[rel], taps) * (1.0 - frac)
+                + np.einsum("nk,k->n", windows[rel + 1], taps) * frac
+            )
         keep_from = (end * num) // den - self._dropped
         if keep_from > 0:
             self._buf = self._buf[keep_from:]

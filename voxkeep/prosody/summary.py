@@ -35,10 +35,17 @@ def _runs(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt.NDArra
     return edges[::2], edges[1::2]
 
 
+def _slope(x: npt.NDArray[np.floating[Any]], y: Floats) -> float:
+    """The least-squares line's slope, as `np.polyfit(x, y, 1)` gives it, without LAPACK (whose
+    first call in a process costs its memory about 1 MB)."""
+    dx = x - x.mean()
+    return float(np.sum(dx * (y - y.mean())) / np.sum(dx * dx))
+
+
 def _pitch(f0: Floats, times: npt.NDArray[np.floating[Any]]) -> dict[str, float]:
     st = 12.0 * np.log2(f0)
     p10, p50, p90 = np.percentile(f0, [10, 50, 90])
-    slope = float(np.polyfit(times - times[0], st, 1)[0]) if np.ptp(times) > 0 else 0.0
+    slope = _slope(times, st) if np.ptp(times) > 0 else 0.0
     return {
         "median_hz": _r(p50, 1),
         "p10_hz": _r(p10, 1),
