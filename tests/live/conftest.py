@@ -17,7 +17,9 @@ from tests.live.harness import ROOT
 from tests.support.caller import Caller, token
 from tests.support.processes import ModelServer, Worker, clean_env, free_port
 from voxkeep.core.errors import VoxkeepError
+from voxkeep.local.cluster import NODE_CONFIGS, LocalCluster
 from voxkeep.local.livekit_server import LocalServer, find_binary, pinned_version
+from voxkeep.local.redis_server import LocalRedis
 from voxkeep.store import Store
 
 BUILD_WAIT_S = 900.0
@@ -40,6 +42,28 @@ def livekit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSe
         server.start()
         yield server
         server.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """LiveKit's distributed mode: Redis and the two nodes of `config/`, on free ports, for this
+    test alone (a test may kill a node)."""
+    binary = _built_binary()
+    with (tmp_path / "cluster.log").open("wb") as log:
+        nodes = [
+            LocalServer(
+                binary,
+                ROOT / "config" / name,
+                port=free_port(),
+                udp_port=free_port(socket.SOCK_DGRAM),
+                log=log,
+            )  # fmt: skip
+            for name in NODE_CONFIGS
+        ]
+        running = LocalCluster(LocalRedis(port=free_port(), log=log), nodes)
+        running.start()
+        yield running
+        running.stop()
 
 
 def _built_binary() -> Path:
@@ -163,13 +187,14 @@ async def start_worker(
 
     async def start(
         *, db: str | None = None, command: str = "start", wrapper: list[str] | None = None,
-        program: list[str] | None = None, **settings: str,
+        program: list[str] | None = None, server: LocalServer | None = None, **settings: str,
     ) -> Worker:  # fmt: skip
-        """A worker registered with the server (ours, or `program` run by Python, a worker
-        of the user's); `settings` are VOXKEEP_* variables by name."""
+        """A worker registered with the server (or `server`, a node of a cluster): ours, or
+        `program` run by Python, a worker of the user's; `settings` are VOXKEEP_* variables by
+        name."""
         folder = tmp_path / f"worker{len(started) + 1}"
         folder.mkdir()
-        env = worker_env(livekit_server, model_server, db or db_url, folder, **settings)
+        env = worker_env(server or livekit_server, model_server, db or db_url, folder, **settings)
         worker = Worker(env, folder / "worker.log", command=command, wrapper=wrapper or [])
         if program is not None:
             worker.program, worker.ready = program, "registered worker"

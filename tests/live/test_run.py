@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -19,7 +23,7 @@ import pytest
 
 from tests.live.conftest import Join
 from tests.live.harness import ROOT, voxkeepctl
-from tests.support.caller import wait_until
+from tests.support.caller import token, wait_until
 from tests.support.processes import ModelServer, clean_env, free_port
 from voxkeep.sim.speech import Voice
 
@@ -35,6 +39,15 @@ def answers(url: str) -> bool:
         return False
 
 
+@pytest.fixture
+def local_ports() -> Iterator[None]:
+    """The fixed ports `scripts/run` serves on (config/livekit*.yaml), for one test at a time
+    (the suite runs tests in parallel)."""
+    with (Path(tempfile.gettempdir()) / "voxkeep-scripts-run.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """As a newcomer runs it: no LiveKit settings (empty ones also hide a developer's .env)."""
     nothing = {"LIVEKIT_URL": "", "LIVEKIT_API_KEY": "", "LIVEKIT_API_SECRET": "",
@@ -48,7 +61,7 @@ def run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 async def test_scripts_run_brings_a_local_server_runs_the_worker_and_stops_both(
-    model_server: ModelServer, join: Join, tmp_path: Path
+    model_server: ModelServer, join: Join, tmp_path: Path, local_ports: None
 ) -> None:
     assert not answers(LOCAL)  # nothing of anyone's is there already
     web_port = free_port()
@@ -99,13 +112,7 @@ async def test_scripts_run_brings_a_local_server_runs_the_worker_and_stops_both(
         assert f"web app: {app}" in printed  # the door a newcomer opens
         assert not answers(app.rstrip("/"))  # and it is closed again
     finally:
-        if run.poll() is None:  # the test failed first: scripts/run stops what it started
-            os.killpg(run.pid, signal.SIGTERM)
-            with contextlib.suppress(TimeoutError):
-                await wait_until(lambda: run.poll() is not None, 60, "scripts/run to stop")
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-        run.wait()
+        await _stopped(run)
 
 
 @pytest.mark.livekit  # scripts/run sets up first, the LiveKit server with the rest
@@ -124,3 +131,62 @@ async def test_scripts_run_says_in_one_line_that_it_needs_model_credentials(
         "(see config/example.env)"
     )
     assert b"LiveKit server on" not in out  # it started no server before it said so
+
+
+async def test_scripts_run_with_two_nodes_brings_a_cluster_and_a_worker_on_each_node(
+    model_server: ModelServer, join: Join, tmp_path: Path, local_ports: None
+) -> None:
+    """`scripts/run --nodes 2`: Redis, the two nodes of config/, a worker registered with each;
+    a caller joining through the second node is answered; SIGTERM stops it all."""
+    nodes = ["ws://127.0.0.1:7880", "ws://127.0.0.1:7890"]
+    assert not any(answers(node) for node in nodes)
+    await model_server.learn(LISBON, Voice())
+    env = run_env(
+        tmp_path,
+        OPENAI_BASE_URL=model_server.base_url, OPENAI_API_KEY="test-key",
+        VOXKEEP_HTTP_HOST="127.0.0.1", VOXKEEP_HTTP_PORT="0",
+        VOXKEEP_LOAD_THRESHOLD="inf", VOXKEEP_IDLE_PROCESSES="1",
+        VOXKEEP_WEB_PORT=str(free_port()),
+    )  # fmt: skip
+    output = tmp_path / "run.log"
+    with output.open("wb") as out:
+        run = subprocess.Popen(  # noqa: ASYNC220 - a process group of its own, signalled below
+            [ROOT / "scripts" / "run", "--nodes", "2"], env=env, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        await wait_until(
+            lambda: output.read_text().count("worker.registered") >= 2, 120, "both workers"
+        )
+        assert all(answers(node) for node in nodes)
+        assert f"A worker registers with each of 2 nodes: {', '.join(nodes)}" in output.read_text()
+        jwt = token("devkey", "secret", f"run-nodes-{os.getpid()}", "me")
+        alice = await join("me", jwt=jwt, url=nodes[1])
+        await alice.chat_id()
+        await alice.turn(LISBON)
+        await alice.leave()
+
+        run.send_signal(signal.SIGTERM)
+        await wait_until(lambda: run.poll() is not None, 60, "scripts/run to stop")
+        assert run.returncode == 0
+        assert not any(answers(node) for node in nodes)
+        assert not _listening(7879)  # Redis is gone too
+    finally:
+        await _stopped(run)
+
+
+async def _stopped(run: subprocess.Popen[bytes]) -> None:
+    """If the test failed first: scripts/run stops what it started on SIGTERM, or is killed."""
+    if run.poll() is None:
+        os.killpg(run.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await wait_until(lambda: run.poll() is not None, 60, "scripts/run to stop")
+    if run.poll() is None:
+        os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False

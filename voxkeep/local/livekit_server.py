@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -20,9 +18,9 @@ from typing import IO, Any
 import yaml
 
 from voxkeep.core.errors import VoxkeepError
+from voxkeep.local import supervised
 
 STARTUP_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 10.0
 TOOLS_BIN = Path(".tools/bin/livekit-server")
 
 
@@ -68,6 +66,8 @@ class LocalServer:
     log: IO[Any] | None = None
     """Where the server's output goes (default: discarded)."""
     keys: dict[str, str] = field(default_factory=dict)
+    redis: dict[str, str] | None = None
+    """The config's `redis:` section instead of its own (LiveKit's distributed mode)."""
     _proc: subprocess.Popen[bytes] | None = None
     _config_file: Path | None = None
 
@@ -91,6 +91,8 @@ class LocalServer:
         self.udp_port = self.udp_port or int(rtc["udp_port"])
         rtc["udp_port"] = self.udp_port
         self.keys = {str(k): str(v) for k, v in settings["keys"].items()}
+        if self.redis is not None:
+            settings["redis"] = self.redis
         fd, name = tempfile.mkstemp(prefix="livekit-", suffix=".yaml")
         with os.fdopen(fd, "w") as out:
             yaml.safe_dump(settings, out)
@@ -98,30 +100,15 @@ class LocalServer:
         if _answers(self.port):
             self.stop()
             raise VoxkeepError(f"port {self.port} is taken: is another LiveKit server running?")
-        self._proc = subprocess.Popen(
-            [self.binary, "--config", self._config_file],
-            stdout=self.log or subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a Ctrl-C in the terminal is for our supervisor to pass on
-        )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not _answers(self.port):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                code = self._proc.poll()
-                self.stop()
-                why = f"exited with {code}" if code is not None else "did not answer"
-                raise VoxkeepError(f"livekit-server {why} on port {self.port}")
-            time.sleep(0.05)
+        self._proc = supervised.start_answering(
+            [self.binary, "--config", self._config_file], lambda: _answers(self.port),
+            what=f"livekit-server on port {self.port}", log=self.log,
+            timeout_s=STARTUP_TIMEOUT_S, cleanup=self.stop,
+        )  # fmt: skip
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        supervised.stop(proc)
         if self._config_file is not None:
             self._config_file.unlink(missing_ok=True)
             self._config_file = None
