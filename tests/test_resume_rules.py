@@ -8,7 +8,7 @@ import json
 import pytest
 
 from voxkeep.call.context import Budget
-from voxkeep.call.resume import requested_chat_id
+from voxkeep.call.resume import continued_call, requested_chat_id
 from voxkeep.call.summarize import INPUT_TOKENS, older_part, transcript
 from voxkeep.control.room import RESUME_ATTRIBUTE
 from voxkeep.store.records import Message, Role
@@ -36,6 +36,24 @@ def test_an_explicit_chat_comes_from_the_dispatch_then_the_callers_attribute(
     metadata: str | None, attributes: dict[str, str], wanted: str | None
 ) -> None:
     assert requested_chat_id(metadata, attributes) == wanted
+
+
+@pytest.mark.parametrize(
+    ("metadata", "wanted"),
+    [
+        (json.dumps({"chat_id": "chat_1", "continues": "call_1"}), "call_1"),
+        (json.dumps({"chat_id": "chat_1"}), None),  # an operator's dispatch: not a continuation
+        (json.dumps({"continues": 7}), None),
+        (json.dumps({"continues": ""}), None),
+        (json.dumps(["call_1"]), None),
+        ("not json", None),
+        (None, None),
+    ],
+)
+def test_a_continuation_is_named_by_the_watcher_s_dispatch_only(
+    metadata: str | None, wanted: str | None
+) -> None:
+    assert continued_call(metadata) == wanted
 
 
 def message(seq: int, content: str, role: Role = "user", tool: str | None = None) -> Message:

@@ -10,6 +10,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.support.processes import ModelServer
+from voxkeep.sim.speech import Voice
+
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
@@ -51,3 +54,11 @@ async def voxkeepctl(env: dict[str, str], *argv: str) -> tuple[int, str, str]:
         out, err = await proc.communicate()
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def scripted(model: ModelServer, turns: list[str], replies: list[str]) -> None:
+    """The stand-in model server knows each of `turns` when spoken, and answers with `replies`
+    in order."""
+    for text in turns:
+        await model.learn(text, Voice())
+    await model.script(replies)

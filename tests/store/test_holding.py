@@ -254,6 +254,61 @@ async def test_simultaneous_claims_from_two_connections_leave_one_holder(db_url:
         await b.aclose()
 
 
+async def test_calls_that_stopped_beating_are_found_longest_silent_first(store: Store) -> None:
+    now = time.time()
+    quiet, quieter, beating, ended_one = (chat() for _ in range(4))
+    await store.write([quiet, quieter, beating, ended_one])
+    rows = {c.id: call(c.id, at=now - 100) for c in (quiet, quieter, beating, ended_one)}
+    for row in rows.values():
+        await store.claim_chat(row, owner="alice")
+    await store.heartbeat(rows[quiet.id].id, at=now - 20)
+    await store.heartbeat(rows[beating.id].id, at=now)
+    await ended(store, ended_one.id)
+    found = await store.stale_calls(stale_before=now - 10)
+    assert [(s.id, s.chat_id, s.room, s.participant) for s in found] == [
+        (rows[quieter.id].id, quieter.id, "demo", "alice"),
+        (rows[quiet.id].id, quiet.id, "demo", "alice"),
+    ]
+    assert [s.last_seen for s in found] == [now - 100, now - 20]
+    assert await store.stale_calls(stale_before=now - 10, limit=1) == found[:1]
+
+
+async def test_of_many_claims_of_a_stale_call_exactly_one_wins(db_url: str) -> None:
+    """Every worker's watcher may claim the same dead call at once: one continues it."""
+    stores = [await open_store(db_url) for _ in range(3)]
+    try:
+        await stores[0].migrate()
+        now = time.time()
+        for _ in range(10):
+            c = chat()
+            await stores[0].write([c, msg(c.id)])
+            row = call(c.id, at=now - 60)
+            await stores[0].claim_chat(row, owner="alice")
+            won = await asyncio.gather(
+                *(s.claim_stale_call(row.id, stale_before=now - 10) for s in stores for _ in "ab")
+            )
+            assert sorted(won) == [False] * 5 + [True]
+            assert await stores[0].stale_calls(stale_before=now) == []
+            assert await stores[0].heartbeat(row.id, at=now) == "held"  # (ended: no row beats)
+    finally:
+        for s in stores:
+            await s.aclose()
+
+
+async def test_a_call_that_beat_since_or_ended_is_not_claimed(store: Store) -> None:
+    now = time.time()
+    c = chat()
+    await store.write([c, msg(c.id)])
+    row = call(c.id, at=now - 60)
+    await store.claim_chat(row, owner="alice")
+    await store.heartbeat(row.id, at=now - 1)  # it came back before the claim
+    assert not await store.claim_stale_call(row.id, stale_before=now - 10)
+    assert await store.claim_stale_call(row.id, stale_before=now)
+    assert not await store.claim_stale_call(row.id, stale_before=now)  # ended by the first
+    chat_now = await store.get_chat(c.id, owner=ANY_OWNER)
+    assert chat_now.status == "active"  # the chat waits for its continuation
+
+
 async def test_the_sweeper_ends_chats_whose_call_stopped_and_deletes_empty_ones(
     store: Store,
 ) -> None:

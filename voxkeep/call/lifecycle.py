@@ -21,7 +21,12 @@ from livekit.agents.voice.events import AgentStateChangedEvent, CloseEvent, Clos
 
 from voxkeep.call.capture import CallEnd, Capture
 from voxkeep.call.context import Budget, estimate_tokens
-from voxkeep.call.resume import Loaded, prosody_opted_out, requested_chat_id
+from voxkeep.call.resume import (
+    Loaded,
+    continued_call,
+    prosody_opted_out,
+    requested_chat_id,
+)
 from voxkeep.call.state import CallState
 from voxkeep.call.summarize import Summarizer
 from voxkeep.call.switch import RETURNING, ChatSwitcher
@@ -111,6 +116,8 @@ class Call:
         self._heartbeat: asyncio.Task[None] | None = None
         self._ended: asyncio.Task[None] | None = None
         self._opened: ChatStarted | None = None
+        self._continues: str | None = None
+        """The call of a dead worker this one continues: the caller is mid-conversation."""
 
     @property
     def chat_id(self) -> str:
@@ -151,6 +158,7 @@ class Call:
         keep_private()  # LiveKit's loggers too, in whatever process serves the call
         await replayed(self._writer, self._settings.context_load_timeout_s)
         requested = requested_chat_id(job.metadata, job.caller.attributes)
+        self._continues = continued_call(job.metadata)
         await self.open(requested_chat_id=requested)
 
     async def start(self, *, requested_chat_id: str | None = None, **start_options: Any) -> None:
@@ -179,11 +187,11 @@ class Call:
             log.warning("prosody.no_audio_input", call_id=self.state.call_id)
         self._heartbeat = asyncio.create_task(self._beat(), name="call.heartbeat")
         resumed = self._opened is not None and self._opened.resumed
-        if resumed:
+        if resumed and self._continues is None:  # (a continued call waits for the caller)
             self.session.generate_reply(instructions=RETURNING)
         log.info(
             "call.started", call_id=self.state.call_id, chat_id=self.state.chat_id,
-            resumed=resumed,
+            resumed=resumed, continues=self._continues,
         )  # fmt: skip
 
     def start_with_session(self) -> None:

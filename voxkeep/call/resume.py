@@ -45,6 +45,17 @@ def requested_chat_id(job_metadata: str | None, attributes: Mapping[str, str]) -
     return _chat_id(attributes.get(RESUME_ATTRIBUTE))
 
 
+def continued_call(job_metadata: str | None) -> str | None:
+    """The call this job continues, when another worker's watcher sent it because that call's
+    worker died (`{"chat_id": …, "continues": "<call id>"}`, docs/resume.md)."""
+    try:
+        parsed = json.loads(job_metadata or "")
+    except ValueError:
+        return None
+    found = parsed.get("continues") if isinstance(parsed, dict) else None
+    return found if isinstance(found, str) and 0 < len(found) <= MAX_CHAT_ID_CHARS else None
+
+
 @dataclass(frozen=True, slots=True)
 class Loaded:
     """A chat brought back: the context to continue with and what it holds."""

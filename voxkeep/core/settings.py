@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(15.0, gt=0)
     stale_after_s: float = Field(60.0, gt=0)
     sweep_interval_s: float = Field(60.0, gt=0)
+    continue_after_s: float | None = Field(None, gt=0)
+    """A call whose heartbeat stopped this long ago while its caller is still in the room is
+    continued by another worker's agent (docs/resume.md); unset: not continued. Keep it above
+    VOXKEEP_HEARTBEAT_S and below VOXKEEP_STALE_AFTER_S."""
+    continue_check_s: float = Field(2.0, gt=0)
+    """How often each worker looks for calls to continue."""
 
     # Control (docs/control.md)
     control_topic: str = Field("voxkeep.control", min_length=1)
@@ -168,6 +174,7 @@ class Settings(BaseSettings):
         "preemptive_generation",
         "retention_days",
         "metrics_port",
+        "continue_after_s",
         mode="before",
     )
     @classmethod

@@ -21,7 +21,7 @@ from livekit.agents import AgentServer
 from prometheus_client import values
 
 from voxkeep.core.settings import Settings, load_settings
-from voxkeep.jobs import scrape, sweeper, webhooks
+from voxkeep.jobs import continuation, scrape, sweeper, webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +47,8 @@ def start_tasks(settings: Settings) -> list[asyncio.Task[None]]:
         token = settings.metrics_token.get_secret_value()
         serving = scrape.serve(settings.http_host, settings.metrics_port, token)
         tasks.append(asyncio.create_task(serving, name=scrape.TASK))
+    if settings.continue_after_s is not None:  # in every worker, whatever VOXKEEP_BACKGROUND
+        tasks.append(asyncio.create_task(continuation.run(settings), name=continuation.TASK))
     return tasks + _jobs(settings)
 
 

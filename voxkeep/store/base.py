@@ -97,6 +97,20 @@ class WriteResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StaleCall:
+    """A live call row whose heartbeat stopped: its worker may be gone while its caller is
+    still in the room (docs/resume.md, continuation)."""
+
+    id: str
+    chat_id: str
+    room: str
+    participant: str
+    job_id: str | None
+    last_seen: float
+    """Its last heartbeat (or its start), by its worker's clock."""
+
+
+@dataclass(frozen=True, slots=True)
 class Swept:
     """What one sweep (docs/resume.md) ended or removed."""
 
@@ -189,6 +203,22 @@ class CallHolding(Protocol):
     async def heartbeat(self, call_id: str, *, at: float) -> Hold:
         """Refresh a live call's row: "held"; or how it lost its chat, once another call took it
         over or it was deleted."""
+        ...
+
+
+class Continuing(Protocol):
+    """Finding the calls whose worker died while their caller stayed, and deciding, once for the
+    whole fleet, who sends the agent that continues each (docs/resume.md, continuation)."""
+
+    async def stale_calls(self, *, stale_before: float, limit: int = 100) -> list[StaleCall]:
+        """Live calls in a room, with a caller, whose last heartbeat is before `stale_before`,
+        the longest silent first."""
+        ...
+
+    async def claim_stale_call(self, call_id: str, *, stale_before: float) -> bool:
+        """End the call `lost` at its last heartbeat, if it is still live and has not beaten
+        since `stale_before`: True for exactly one of any number of claims; False when another
+        claim, a heartbeat or the call's own end came first."""
         ...
 
 
@@ -295,5 +325,7 @@ class Outbox(Protocol):
         ...
 
 
-class Store(ChatStore, CallHolding, Sweeping, Summaries, Administration, Outbox, Protocol):
+class Store(
+    ChatStore, CallHolding, Continuing, Sweeping, Summaries, Administration, Outbox, Protocol
+):
     """Everything a backend implements."""

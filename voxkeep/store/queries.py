@@ -32,6 +32,10 @@ CHAT_COLUMNS = (
     " c.ended_at, c.summary, c.summary_seq, c.metadata,"
     " COALESCE((SELECT MAX(seq) FROM messages m WHERE m.chat_id = c.id), 0)"
 )
+STALE_CALL_COLUMNS = (
+    "id, chat_id, room, participant, job_id, COALESCE(heartbeat_at, started_at) AS last_seen"
+)
+"""A `StaleCall`'s columns of `calls`, in its order (both backends)."""
 MESSAGE_COLUMNS = (
     "id, chat_id, call_id, seq, role, content, tool_name, tool_call, tool_result, interrupted,"
     " confidence, started_at, ended_at, created_at, prosody, item, metadata"

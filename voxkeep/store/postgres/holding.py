@@ -12,7 +12,7 @@ from voxkeep.core import metrics
 from voxkeep.core.errors import NotFound
 from voxkeep.core.ids import continuation_ids
 from voxkeep.store import queries
-from voxkeep.store.base import ANY_OWNER, Hold, LostHold, OwnerScope, Swept
+from voxkeep.store.base import ANY_OWNER, Hold, LostHold, OwnerScope, StaleCall, Swept
 from voxkeep.store.postgres.reads import PostgresReads
 from voxkeep.store.postgres.rows import chat_from_row
 from voxkeep.store.queries import CHAT_COLUMNS
@@ -158,6 +158,25 @@ class PostgresHolding(PostgresReads):
 
     async def heartbeat(self, call_id: str, *, at: float) -> Hold:
         return await self._transaction(lambda conn: _heartbeat(conn, call_id, at))
+
+    async def stale_calls(self, *, stale_before: float, limit: int = 100) -> list[StaleCall]:
+        rows = await self._fetch(
+            f"SELECT {queries.STALE_CALL_COLUMNS} FROM calls WHERE ended_at IS NULL"
+            " AND room IS NOT NULL AND participant IS NOT NULL"
+            " AND COALESCE(heartbeat_at, started_at) < $1 ORDER BY 6, 1 LIMIT $2",
+            stale_before, limit,
+        )  # fmt: skip
+        return [StaleCall(*row) for row in rows]
+
+    async def claim_stale_call(self, call_id: str, *, stale_before: float) -> bool:
+        # one statement: the row's lock makes concurrent claims take turns, and the second
+        # finds the call ended
+        changed = await self._changed(
+            "UPDATE calls SET ended_at = COALESCE(heartbeat_at, started_at), end_reason = 'lost'"
+            " WHERE id = $1 AND ended_at IS NULL AND COALESCE(heartbeat_at, started_at) < $2",
+            call_id, stale_before,
+        )  # fmt: skip
+        return changed == 1
 
     async def sweep(self, *, stale_before: float, dry_run: bool = False) -> Swept:
         return await self._transaction(lambda conn: _sweep(conn, stale_before), commit=not dry_run)

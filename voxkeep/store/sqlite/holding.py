@@ -15,7 +15,7 @@ from voxkeep.core import metrics
 from voxkeep.core.errors import NotFound
 from voxkeep.core.ids import continuation_ids
 from voxkeep.store import queries
-from voxkeep.store.base import ANY_OWNER, Hold, LostHold, OwnerScope, Swept
+from voxkeep.store.base import ANY_OWNER, Hold, LostHold, OwnerScope, StaleCall, Swept
 from voxkeep.store.queries import CHAT_COLUMNS
 from voxkeep.store.records import Chat, NewCall
 from voxkeep.store.sqlite.reads import SqliteReads
@@ -177,6 +177,24 @@ class SqliteHolding(SqliteReads):
 
     async def heartbeat(self, call_id: str, *, at: float) -> Hold:
         return await self._transaction(functools.partial(_heartbeat, call_id=call_id, at=at))
+
+    async def stale_calls(self, *, stale_before: float, limit: int = 100) -> list[StaleCall]:
+        rows = await self._read(
+            f"SELECT {queries.STALE_CALL_COLUMNS} FROM calls WHERE ended_at IS NULL"
+            " AND room IS NOT NULL AND participant IS NOT NULL"
+            " AND COALESCE(heartbeat_at, started_at) < ? ORDER BY 6, 1 LIMIT ?",
+            (stale_before, limit),
+        )
+        return [StaleCall(*row) for row in rows]
+
+    async def claim_stale_call(self, call_id: str, *, stale_before: float) -> bool:
+        # one transaction on the writer: a compare-and-set across processes
+        changed = await self._changed(
+            "UPDATE calls SET ended_at = COALESCE(heartbeat_at, started_at), end_reason = 'lost'"
+            " WHERE id = ? AND ended_at IS NULL AND COALESCE(heartbeat_at, started_at) < ?",
+            (call_id, stale_before),
+        )
+        return changed == 1
 
     async def sweep(self, *, stale_before: float, dry_run: bool = False) -> Swept:
         work = functools.partial(_sweep, cutoff=stale_before)
