@@ -16,7 +16,7 @@ from tests.live.conftest import Join, StartWorker
 from tests.live.harness import eventually, said, scripted
 from tests.pg import PgServer
 from tests.support.caller import wait_until
-from tests.support.processes import ModelServer
+from tests.support.processes import ModelServer, Worker
 from voxkeep.core.settings import Settings
 from voxkeep.jobs.continuation import Watcher
 from voxkeep.local.livekit_server import LocalServer
@@ -71,6 +71,85 @@ async def test_a_call_whose_worker_is_killed_goes_on_with_another_workers_agent(
     # one agent in the room: the dead one was removed, not left to linger
     agents = [p for p in alice.room.remote_participants.values() if p.identity.startswith("agent-")]
     assert [a.identity for a in agents] == [alice.agent_participant().identity]  # type: ignore[union-attr]
+
+
+async def test_a_call_outlives_two_workers_killed_one_after_the_other(
+    start_worker: StartWorker, model_server: ModelServer, join: Join, reader: Store
+) -> None:
+    turns = [*TURNS, "Please book it for Friday."]
+    replies = [*REPLIES, "Done, it is booked."]
+    await scripted(model_server, turns, replies)
+    serving = await start_worker(**FAST)
+    alice = await join("alice")
+    chat_id = await alice.chat_id()
+    agent = (await alice.agent()).identity
+    survivors = [await start_worker(**FAST), await start_worker(**FAST)]
+    for n, text in enumerate(turns):
+        await alice.turn(text)
+        if not survivors or n == len(turns) - 1:
+            break
+        serving.kill()
+        started = {id(w): len(w.events_named("call.started")) for w in survivors}
+
+        def replaced(previous: str = agent) -> bool:
+            now = alice.agent_participant()
+            return now is not None and now.identity != previous
+
+        await wait_until(replaced, 45, f"an agent to replace the one killed after turn {n + 1}")
+        agent = alice.agent_participant().identity  # type: ignore[union-attr]
+
+        def new_call(before: dict[int, int] = started) -> list[Worker]:
+            return [w for w in survivors if len(w.events_named("call.started")) > before[id(w)]]
+
+        (serving,) = await wait_until(new_call, 30, "the new agent's call to start")
+        survivors.remove(serving)
+
+    stored = await eventually(lambda: _all(reader, chat_id, 6), 15, "every turn stored")
+    assert [(m.role, m.content) for m in stored] == [
+        (role, text) for pair in zip(turns, replies, strict=True)
+        for role, text in zip(("user", "assistant"), pair, strict=True)
+    ]  # fmt: skip
+    assert [m.seq for m in stored] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_worker_killed_while_the_caller_speaks_leaves_no_half_utterance_behind(
+    start_worker: StartWorker, model_server: ModelServer, join: Join, reader: Store
+) -> None:
+    """What the caller was saying as the worker died was never heard to its end, so it was
+    never acknowledged: nothing of it is stored, and said again it is answered."""
+    await scripted(model_server, TURNS, REPLIES)
+    serving = await start_worker(**FAST)
+    alice = await join("alice")
+    chat_id = await alice.chat_id()
+    agent = (await alice.agent()).identity
+    other = await start_worker(**FAST)
+    await alice.turn(TURNS[0])
+    speaking = asyncio.create_task(alice.say(TURNS[1]))
+    await asyncio.sleep(1.0)  # mid-sentence
+    serving.kill()
+    await speaking
+
+    def replaced() -> bool:
+        now = alice.agent_participant()
+        return now is not None and now.identity != agent
+
+    await wait_until(replaced, 45, "another worker's agent to join")
+    await wait_until(lambda: other.saw("call.started"), 30, "the new agent's call to start")
+    await alice.turn(TURNS[1])  # said again, whole
+    stored = await eventually(lambda: _all(reader, chat_id, 4), 15, "both turns stored")
+    assert [(m.role, m.content) for m in stored] == [
+        ("user", TURNS[0]), ("assistant", REPLIES[0]),
+        ("user", TURNS[1]), ("assistant", REPLIES[1]),
+    ]  # fmt: skip
+    heard = [
+        r["body"]["text"] for r in await model_server.requests() if "transcriptions" in r["path"]
+    ]
+    assert heard == [TURNS[0], TURNS[1]]  # the half sentence never reached a recognizer
+
+
+async def _all(reader: Store, chat_id: str, count: int) -> list[Message] | None:
+    found = (await reader.messages(chat_id, owner=ANY_OWNER, limit=100)).messages
+    return found if len(found) >= count else None
 
 
 async def test_watchers_wait_out_a_store_outage_follow_only_callers_still_there_and_send_one_agent(
