@@ -43,12 +43,21 @@ export interface CommandOptions {
   requestId?: string | null;
 }
 
+/**
+ * Whether an agent is with the caller. `reconnecting`: the agent that served the chat left the
+ * room while the caller stayed (its worker died; with continuation on, another worker's agent is
+ * on its way, docs/resume.md). `resumed`: another agent has taken the same chat up since.
+ */
+export type AgentStatus = "waiting" | "present" | "reconnecting" | "resumed";
+
 /** What the app knows about the current chat. */
 export interface ChatState {
   /** The chat the agent writes to now, or null before the agent has said. */
   chatId: string | null;
   /** The newest `chat.started` event, if one has arrived. */
   started: ChatStarted | null;
+  /** Whether an agent is with the caller. */
+  agent: AgentStatus;
 }
 
 type Reply =
@@ -110,7 +119,7 @@ export class AgentControl {
   private readonly timeoutMs: number;
   private readonly retries: number;
   private readonly backoffMs: number;
-  private current: ChatState = { chatId: null, started: null };
+  private current: ChatState = { chatId: null, started: null, agent: "waiting" };
   private readonly listeners = new Set<(state: ChatState) => void>();
   private readonly startedListeners = new Set<(event: ChatStarted) => void>();
   private readonly readyWaiters = new Set<() => void>();
@@ -128,6 +137,7 @@ export class AgentControl {
     room.on("dataReceived", this.onData);
     room.on("participantAttributesChanged", this.onAttributes);
     room.on("participantConnected", this.onParticipant);
+    room.on("participantDisconnected", this.onParticipantLeft);
     room.on("disconnected", this.onDisconnected);
     const agent = this.agent();
     if (agent !== undefined) this.onParticipant(agent);
@@ -245,6 +255,7 @@ export class AgentControl {
     this.room.off("dataReceived", this.onData);
     this.room.off("participantAttributesChanged", this.onAttributes);
     this.room.off("participantConnected", this.onParticipant);
+    this.room.off("participantDisconnected", this.onParticipantLeft);
     this.room.off("disconnected", this.onDisconnected);
     this.waiting?.reject(new ControlError("disconnected", "the control is closed"));
     for (const check of [...this.readyWaiters]) check();
@@ -337,7 +348,8 @@ export class AgentControl {
   }
 
   private update(state: ChatState): void {
-    if (state.chatId === this.current.chatId && state.started === this.current.started) return;
+    const same = state.chatId === this.current.chatId && state.started === this.current.started;
+    if (same && state.agent === this.current.agent) return;
     this.current = state;
     for (const listener of [...this.listeners]) listener(state);
     for (const check of [...this.readyWaiters]) check();
@@ -354,7 +366,7 @@ export class AgentControl {
     if (message === null) return;
     if (message["type"] === "chat.started") {
       const started = message as unknown as ChatStarted;
-      this.update({ chatId: started.chat_id, started });
+      this.update({ chatId: started.chat_id, started, agent: this.statusFor(started.chat_id) });
       for (const listener of [...this.startedListeners]) listener(started);
       return;
     }
@@ -369,17 +381,34 @@ export class AgentControl {
   private readonly onAttributes = (changed: Record<string, string>, participant: ControlParticipant): void => {
     const chatId = changed[CHAT_ATTRIBUTE];
     if (participant.isAgent && chatId !== undefined && chatId !== "") {
-      this.update({ ...this.current, chatId });
+      this.update({ ...this.current, chatId, agent: this.statusFor(chatId) });
     }
   };
 
   private readonly onParticipant = (participant: ControlParticipant): void => {
+    if (!participant.isAgent) return;
     const chatId = participant.attributes[CHAT_ATTRIBUTE];
-    if (participant.isAgent && chatId !== undefined && chatId !== "") {
-      this.update({ ...this.current, chatId });
-    }
+    if (chatId !== undefined && chatId !== "") {
+      this.update({ ...this.current, chatId, agent: this.statusFor(chatId) });
+    } else if (this.current.agent === "waiting") {
+      this.update({ ...this.current, agent: "present" });
+    } // (reconnecting: until the new agent says which chat it holds)
     for (const check of [...this.readyWaiters]) check();
   };
+
+  private readonly onParticipantLeft = (participant: ControlParticipant): void => {
+    if (participant.isAgent && this.agent() === undefined && !this.closed) {
+      this.update({ ...this.current, agent: "reconnecting" });
+    }
+  };
+
+  /** An agent says it holds `chatId`: after a lost agent, the same chat is a resumed one. */
+  private statusFor(chatId: string): AgentStatus {
+    if (this.current.agent === "reconnecting" || this.current.agent === "resumed") {
+      return chatId === this.current.chatId ? "resumed" : "present";
+    }
+    return "present";
+  }
 
   private readonly onDisconnected = (): void => {
     this.waiting?.reject(new ControlError("disconnected", "the room disconnected"));

@@ -1,4 +1,10 @@
-export { AgentControl, type AgentControlOptions, type ChatState, type CommandOptions } from "./control.js";
+export {
+  AgentControl,
+  type AgentControlOptions,
+  type AgentStatus,
+  type ChatState,
+  type CommandOptions,
+} from "./control.js";
 export { type ClientErrorCode, ControlError, type ErrorCode, RETRYABLE } from "./errors.js";
 export type * from "./protocol.js";
 export {

@@ -49,10 +49,10 @@ export interface ControlRoom {
   };
   on(event: "dataReceived", listener: DataListener): unknown;
   on(event: "participantAttributesChanged", listener: AttributesListener): unknown;
-  on(event: "participantConnected", listener: ParticipantListener): unknown;
+  on(event: "participantConnected" | "participantDisconnected", listener: ParticipantListener): unknown;
   on(event: "disconnected", listener: DisconnectedListener): unknown;
   off(event: "dataReceived", listener: DataListener): unknown;
   off(event: "participantAttributesChanged", listener: AttributesListener): unknown;
-  off(event: "participantConnected", listener: ParticipantListener): unknown;
+  off(event: "participantConnected" | "participantDisconnected", listener: ParticipantListener): unknown;
   off(event: "disconnected", listener: DisconnectedListener): unknown;
 }

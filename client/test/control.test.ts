@@ -293,11 +293,31 @@ describe("the current chat", () => {
     expect(control.getState().chatId).toBe("chat_e");
   });
 
+  it("says reconnecting when the agent leaves the caller, and resumed once another takes the same chat up", () => {
+    const room = new FakeRoom();
+    const control = new AgentControl(room);
+    expect(control.getState().agent).toBe("waiting");
+    const first = room.agentJoins("chat_a");
+    expect(control.getState().agent).toBe("present");
+    const statuses: string[] = [];
+    control.subscribe((state) => statuses.push(state.agent));
+
+    room.leave(first); // its worker died; the watcher removed it
+    const next = room.agentJoins(undefined, "agent-2"); // on its way: no chat yet
+    room.setAttribute(next, "voxkeep.chat_id", "chat_a");
+    expect(statuses).toEqual(["reconnecting", "resumed"]);
+    expect(control.getState()).toMatchObject({ chatId: "chat_a", agent: "resumed" });
+
+    room.leave(next);
+    room.agentJoins("chat_b", "agent-3"); // another chat altogether: a new start, not a resume
+    expect(statuses).toEqual(["reconnecting", "resumed", "reconnecting", "present"]);
+  });
+
   it("stops listening to the room when closed", () => {
     const room = new FakeRoom();
     room.agentJoins("chat_a");
     const control = new AgentControl(room);
-    expect(room.listenerCount()).toBe(4);
+    expect(room.listenerCount()).toBe(5);
 
     control.close();
 

@@ -65,6 +65,11 @@ export class FakeRoom implements ControlRoom {
     return this.join(new Participant(identity, chatId ? { [CHAT_ATTRIBUTE]: chatId } : {}, true));
   }
 
+  leave(participant: Participant): void {
+    this.remoteParticipants.delete(participant.identity);
+    this.emit("participantDisconnected", participant);
+  }
+
   setAttribute(participant: Participant, key: string, value: string): void {
     participant.attributes = { ...participant.attributes, [key]: value };
     this.emit("participantAttributesChanged", { [key]: value }, participant);
@@ -89,7 +94,7 @@ export class FakeRoom implements ControlRoom {
 
   on(event: "dataReceived", listener: DataListener): this;
   on(event: "participantAttributesChanged", listener: AttributesListener): this;
-  on(event: "participantConnected", listener: ParticipantListener): this;
+  on(event: "participantConnected" | "participantDisconnected", listener: ParticipantListener): this;
   on(event: "disconnected", listener: DisconnectedListener): this;
   on(event: string, listener: (...args: never[]) => void): this {
     const set = this.listeners.get(event) ?? new Set();
@@ -100,7 +105,7 @@ export class FakeRoom implements ControlRoom {
 
   off(event: "dataReceived", listener: DataListener): this;
   off(event: "participantAttributesChanged", listener: AttributesListener): this;
-  off(event: "participantConnected", listener: ParticipantListener): this;
+  off(event: "participantConnected" | "participantDisconnected", listener: ParticipantListener): this;
   off(event: "disconnected", listener: DisconnectedListener): this;
   off(event: string, listener: (...args: never[]) => void): this {
     this.listeners.get(event)?.delete(listener);

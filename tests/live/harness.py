@@ -62,3 +62,10 @@ async def scripted(model: ModelServer, turns: list[str], replies: list[str]) -> 
     for text in turns:
         await model.learn(text, Voice())
     await model.script(replies)
+
+
+CONTINUING = {  # workers that continue a call whose worker died, noticed within seconds
+    "VOXKEEP_HEARTBEAT_S": "1",
+    "VOXKEEP_CONTINUE_AFTER_S": "4",
+    "VOXKEEP_CONTINUE_CHECK_S": "0.5",
+}

@@ -13,7 +13,7 @@ from livekit import api
 
 from tests.conftest import chat, msg
 from tests.live.conftest import Join, StartWorker
-from tests.live.harness import eventually, said, scripted
+from tests.live.harness import CONTINUING, eventually, said, scripted
 from tests.pg import PgServer
 from tests.support.caller import wait_until
 from tests.support.processes import ModelServer, Worker
@@ -25,11 +25,7 @@ from voxkeep.store.records import Message, NewCall
 
 TURNS = ["I would like to plan a trip to Lisbon.", "What is the weather like there in May?"]
 REPLIES = ["Lisbon is lovely in spring.", "Mild and mostly sunny."]
-FAST = {  # a dead worker noticed within seconds
-    "VOXKEEP_HEARTBEAT_S": "1",
-    "VOXKEEP_CONTINUE_AFTER_S": "4",
-    "VOXKEEP_CONTINUE_CHECK_S": "0.5",
-}
+FAST = CONTINUING
 
 
 async def test_a_call_whose_worker_is_killed_goes_on_with_another_workers_agent(

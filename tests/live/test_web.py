@@ -14,7 +14,7 @@ import pytest
 
 from tests.live.browser import ROOT, Browser, BrowserError
 from tests.live.conftest import StartWorker
-from tests.live.harness import eventually, said
+from tests.live.harness import CONTINUING, eventually, said
 from tests.pg import PgServer
 from tests.support.processes import ModelServer, clean_env, free_port
 from voxkeep.core.errors import NotFound
@@ -267,3 +267,25 @@ async def test_two_quick_presses_of_new_chat_make_one_new_chat(
     await asyncio.sleep(QUIET_S)  # a second new chat would have greeted by now
     assert await lines(browser) == ["Hello again."]
     assert len(await model_server.chat_requests()) - asked == 1  # one greeting: one new chat
+
+
+async def test_the_page_says_the_agent_was_cut_off_and_then_that_it_is_back(
+    start_worker: StartWorker, model_server: ModelServer, web_app: str, browser: Browser
+) -> None:
+    """The worker serving the call dies; another worker's agent continues it (docs/resume.md),
+    and the caller sees both moments, then talks on in the same chat."""
+    await model_server.learn(LISBON, Voice())
+    await model_server.learn(PORTO, Voice())
+    await model_server.script(["Lisbon is lovely.", "Porto is lovely too."])
+    serving = await start_worker(**CONTINUING)
+    first = await call(browser, web_app)
+    await start_worker(**CONTINUING)  # registered after the call began
+    await turn(browser, LISBON, "Lisbon is lovely.")
+    serving.kill()
+    await browser.shows("[data-testid=agent-status][data-state=reconnecting]", 45)
+    await browser.screenshot(SHOTS / "agent-reconnecting.png")
+    await browser.shows("[data-testid=agent-status][data-state=resumed]", 45)
+    await browser.screenshot(SHOTS / "agent-resumed.png")
+    assert await chat_id(browser) == first
+    await turn(browser, PORTO, "Porto is lovely too.")
+    assert await lines(browser) == [LISBON, "Lisbon is lovely.", PORTO, "Porto is lovely too."]

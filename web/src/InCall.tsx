@@ -33,7 +33,7 @@ function describe(error: unknown): string {
 export function InCall({ room, control, identity }: { room: Room; control: AgentControl; identity: string }) {
   const connection = useConnectionState(room);
   const { state: agentState } = useVoiceAssistant();
-  const { chatId } = useSyncExternalStore(control.subscribe, control.getState);
+  const { chatId, agent } = useSyncExternalStore(control.subscribe, control.getState);
   const transcriptions = useTranscriptions();
   const [chats, setChats] = useState<ChatSummary[]>([]);
   const [opened, setOpened] = useState<Opened>({ title: null, messages: [] });
@@ -124,6 +124,16 @@ export function InCall({ room, control, identity }: { room: Room; control: Agent
             Hang up
           </button>
         </header>
+        {agent === "reconnecting" && (
+          <p className="notice" role="status" data-testid="agent-status" data-state={agent}>
+            The agent was cut off. Another is on its way, with your conversation.
+          </p>
+        )}
+        {agent === "resumed" && (
+          <p className="notice" role="status" data-testid="agent-status" data-state={agent}>
+            The agent is back, and carries on where you were.
+          </p>
+        )}
         {problem !== null && (
           <p className="error" role="alert">
             {problem}
