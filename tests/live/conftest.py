@@ -159,6 +159,9 @@ def worker_env(
         "VOXKEEP_LOAD_THRESHOLD": "inf",  # a loaded test machine still takes the call
         "VOXKEEP_CONTEXT_LOAD_TIMEOUT_S": "30",  # ...and resumes it however slowly the store is
         "VOXKEEP_IDLE_PROCESSES": "1",
+        # a caller who leaves is gone at once, as the tests of a call's end expect (the rejoin
+        # tests set their own grace)
+        "VOXKEEP_REJOIN_GRACE_S": "0",
         "VOXKEEP_INSTRUCTIONS": "You are a helpful travel assistant.",
     }
     return clean_env(

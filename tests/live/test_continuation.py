@@ -143,6 +143,37 @@ async def test_a_worker_killed_while_the_caller_speaks_leaves_no_half_utterance_
     assert heard == [TURNS[0], TURNS[1]]  # the half sentence never reached a recognizer
 
 
+async def test_a_worker_killed_mid_reply_is_continued_with_what_was_acknowledged(
+    start_worker: StartWorker, model_server: ModelServer, join: Join, reader: Store
+) -> None:
+    """The reply being played when the worker died was never finalized, so never stored; the
+    caller's words before it were, and the new agent has them."""
+    await scripted(model_server, TURNS, REPLIES)
+    serving = await start_worker(**FAST)
+    alice = await join("alice")
+    chat_id = await alice.chat_id()
+    agent = (await alice.agent()).identity
+    other = await start_worker(**FAST)
+    seen = len(alice.states)
+    await alice.say(TURNS[0])
+    await wait_until(lambda: "speaking" in alice.states[seen:], 30, "the agent to start replying")
+    serving.kill()  # mid-reply
+
+    def replaced() -> bool:
+        now = alice.agent_participant()
+        return now is not None and now.identity != agent
+
+    await wait_until(replaced, 45, "another worker's agent to join")
+    await wait_until(lambda: other.saw("call.started"), 30, "the new agent's call to start")
+    await alice.turn(TURNS[1])
+    stored = await eventually(lambda: _all(reader, chat_id, 3), 15, "the turns stored")
+    assert [(m.role, m.content) for m in stored] == [
+        ("user", TURNS[0]), ("user", TURNS[1]), ("assistant", REPLIES[1]),
+    ]  # fmt: skip
+    answer = (await model_server.chat_requests())[-1]
+    assert said(answer)[:2] == [("user", TURNS[0]), ("user", TURNS[1])]
+
+
 async def _all(reader: Store, chat_id: str, count: int) -> list[Message] | None:
     found = (await reader.messages(chat_id, owner=ANY_OWNER, limit=100)).messages
     return found if len(found) >= count else None

@@ -56,6 +56,7 @@ def run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         **nothing,
         "VOXKEEP_DB_URL": f"sqlite:///{tmp_path}/voxkeep.db",
         "VOXKEEP_JOURNAL_DIR": str(tmp_path / "journal"),
+        "VOXKEEP_REJOIN_GRACE_S": "0",  # (the call ends as the caller leaves)
         **extra,
     })  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""The store protocol as a backend author reads it (docs/store.md, "Writing a backend"): six
+"""The store protocol as a backend author reads it (docs/store.md, "Writing a backend"): seven
 protocols split by who uses them, together `Store`, and every backend implementing all of it."""
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ from voxkeep.store import base
 from voxkeep.store.postgres import PostgresStore
 from voxkeep.store.sqlite import SqliteStore
 
-PARTS = ["ChatStore", "CallHolding", "Sweeping", "Summaries", "Administration", "Outbox"]
+PARTS = [
+    "ChatStore",
+    "CallHolding",
+    "Continuing",
+    "Sweeping",
+    "Summaries",
+    "Administration",
+    "Outbox",
+]
 DOC = Path(__file__).parents[2] / "docs" / "store.md"
 
 

@@ -27,11 +27,13 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, JobContext, llm
 from livekit.agents import vad as lk_vad
+from livekit.agents.voice import room_io
 from livekit.plugins import silero
 
 from voxkeep.call.capture import CallEnd
 from voxkeep.call.instrument import measured
 from voxkeep.call.lifecycle import Call, Job
+from voxkeep.call.rejoin import RejoinGrace
 from voxkeep.core.settings import Settings, load_settings
 from voxkeep.store import open_store
 from voxkeep.store.base import Store
@@ -105,6 +107,15 @@ class ChatHistory:
                 ctx.shutdown(reason=f"call ended: {how}")
 
         call.on_ended = on_ended
+        if "room_options" not in start_options and "room_input_options" not in start_options:
+            # the call, not LiveKit's room input, decides when a caller who left is gone
+            grace = RejoinGrace(
+                ctx.room, caller.identity, settings.rejoin_grace_s, lambda: call.end("hangup")
+            )
+            ctx.add_shutdown_callback(lambda _reason: _closed(grace))
+            start_options["room_options"] = room_io.RoomOptions(
+                participant_identity=caller.identity, close_on_disconnect=False
+            )
         await call.serve(job, **{"room": ctx.room, **start_options})
         return call
 
@@ -138,3 +149,7 @@ async def open_writer(settings: Settings, store: Store | None = None) -> Writer:
     store = measured(store or await open_store(settings.db_url))
     opts = WriterOptions(max_queue=settings.writer_queue_max, max_batch=settings.writer_batch_max)
     return await Writer.start(store, settings.journal_dir, opts)
+
+
+async def _closed(grace: RejoinGrace) -> None:
+    grace.close()

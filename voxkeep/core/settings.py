@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     VOXKEEP_HEARTBEAT_S and below VOXKEEP_STALE_AFTER_S."""
     continue_check_s: float = Field(2.0, gt=0)
     """How often each worker looks for calls to continue."""
+    rejoin_grace_s: float = Field(30.0, ge=0)
+    """How long the agent keeps a call open for a caller whose connection dropped to rejoin the
+    same room (docs/resume.md); 0: the call ends as the caller leaves."""
 
     # Control (docs/control.md)
     control_topic: str = Field("voxkeep.control", min_length=1)
