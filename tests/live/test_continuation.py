@@ -6,6 +6,7 @@ the LLM's context. Nothing is written twice."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 
@@ -15,7 +16,7 @@ from tests.conftest import chat, msg
 from tests.live.conftest import Join, StartWorker
 from tests.live.harness import CONTINUING, eventually, said, scripted
 from tests.pg import PgServer
-from tests.support.caller import wait_until
+from tests.support.caller import Caller, wait_until
 from tests.support.processes import ModelServer, Worker
 from voxkeep.core.settings import Settings
 from voxkeep.jobs.continuation import Watcher
@@ -46,11 +47,7 @@ async def test_a_call_whose_worker_is_killed_goes_on_with_another_workers_agent(
     before = await eventually(lambda: stored(2), 10, "the first turn to be stored")
     serving.kill()  # SIGKILL to the worker and its job processes, mid-call
 
-    def replaced() -> bool:
-        agent = alice.agent_participant()
-        return agent is not None and agent.identity != first_agent
-
-    await wait_until(replaced, 45, "another worker's agent to join")
+    await another_agent(alice, first_agent)
     assert other.saw("call.continuing")  # its watcher sent the agent, and its agent came
     await wait_until(lambda: other.saw("call.started"), 30, "the new agent's call to start")
     await alice.turn(TURNS[1])  # answered by the new agent, in the same chat
@@ -84,15 +81,13 @@ async def test_a_call_outlives_two_workers_killed_one_after_the_other(
         await alice.turn(text)
         if not survivors or n == len(turns) - 1:
             break
+        # killed once the turn is acknowledged (a reply not yet committed may go with it)
+        turn_stored = functools.partial(_all, reader, chat_id, 2 * (n + 1))
+        await eventually(turn_stored, 15, "the turn stored")
         serving.kill()
         started = {id(w): len(w.events_named("call.started")) for w in survivors}
 
-        def replaced(previous: str = agent) -> bool:
-            now = alice.agent_participant()
-            return now is not None and now.identity != previous
-
-        await wait_until(replaced, 45, f"an agent to replace the one killed after turn {n + 1}")
-        agent = alice.agent_participant().identity  # type: ignore[union-attr]
+        agent = await another_agent(alice, agent)
 
         def new_call(before: dict[int, int] = started) -> list[Worker]:
             return [w for w in survivors if len(w.events_named("call.started")) > before[id(w)]]
@@ -120,16 +115,13 @@ async def test_a_worker_killed_while_the_caller_speaks_leaves_no_half_utterance_
     agent = (await alice.agent()).identity
     other = await start_worker(**FAST)
     await alice.turn(TURNS[0])
+    await eventually(lambda: _all(reader, chat_id, 2), 15, "the first turn stored")
     speaking = asyncio.create_task(alice.say(TURNS[1]))
     await asyncio.sleep(1.0)  # mid-sentence
     serving.kill()
     await speaking
 
-    def replaced() -> bool:
-        now = alice.agent_participant()
-        return now is not None and now.identity != agent
-
-    await wait_until(replaced, 45, "another worker's agent to join")
+    await another_agent(alice, agent)
     await wait_until(lambda: other.saw("call.started"), 30, "the new agent's call to start")
     await alice.turn(TURNS[1])  # said again, whole
     stored = await eventually(lambda: _all(reader, chat_id, 4), 15, "both turns stored")
@@ -157,13 +149,10 @@ async def test_a_worker_killed_mid_reply_is_continued_with_what_was_acknowledged
     seen = len(alice.states)
     await alice.say(TURNS[0])
     await wait_until(lambda: "speaking" in alice.states[seen:], 30, "the agent to start replying")
+    await eventually(lambda: _all(reader, chat_id, 1), 5, "the caller's words stored")
     serving.kill()  # mid-reply
 
-    def replaced() -> bool:
-        now = alice.agent_participant()
-        return now is not None and now.identity != agent
-
-    await wait_until(replaced, 45, "another worker's agent to join")
+    await another_agent(alice, agent)
     await wait_until(lambda: other.saw("call.started"), 30, "the new agent's call to start")
     await alice.turn(TURNS[1])
     stored = await eventually(lambda: _all(reader, chat_id, 3), 15, "the turns stored")
@@ -172,6 +161,17 @@ async def test_a_worker_killed_mid_reply_is_continued_with_what_was_acknowledged
     ]  # fmt: skip
     answer = (await model_server.chat_requests())[-1]
     assert said(answer)[:2] == [("user", TURNS[0]), ("user", TURNS[1])]
+
+
+async def another_agent(caller: Caller, previous: str) -> str:
+    """The identity of the agent that joins the caller after the one named `previous`."""
+
+    def replaced() -> str | None:
+        now = caller.agent_participant()
+        return now.identity if now is not None and now.identity != previous else None
+
+    found: str = await wait_until(replaced, 45, "another worker's agent to join")
+    return found
 
 
 async def _all(reader: Store, chat_id: str, count: int) -> list[Message] | None:
