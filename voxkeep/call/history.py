@@ -89,8 +89,10 @@ class ChatHistory:
     ) -> Call:
         """The one-call form: connect to the job's room, wait for the caller (the first
         participant), open their chat into `agent`'s context, and start `session` with `agent`
-        in the room (`start_options` go to `AgentSession.start`). When the caller leaves, the
-        chat is closed and the job shuts down; at shutdown, the chat is kept for resume."""
+        in the room (`start_options` go to `AgentSession.start`). When the caller leaves and
+        is not back within `VOXKEEP_REJOIN_GRACE_S` (unless `start_options` set LiveKit's own
+        room options), the chat is closed and the job shuts down; at shutdown, the chat is kept
+        for resume."""
         settings = self._settings or load_settings()
         writer = await open_writer(settings)
         try:
