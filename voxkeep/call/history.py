@@ -104,20 +104,23 @@ class ChatHistory:
         job = Job(ctx.room, caller, ctx.job.id, ctx.job.metadata)
         call = self._call(ctx, settings, writer, session, agent, job)
 
-        def on_ended(how: CallEnd) -> None:  # the caller is gone: free the process for the next
-            if how != "shutdown":
-                ctx.shutdown(reason=f"call ended: {how}")
-
-        call.on_ended = on_ended
+        grace: RejoinGrace | None = None
         if "room_options" not in start_options and "room_input_options" not in start_options:
             # the call, not LiveKit's room input, decides when a caller who left is gone
             grace = RejoinGrace(
                 ctx.room, caller.identity, settings.rejoin_grace_s, lambda: call.end("hangup")
             )
-            ctx.add_shutdown_callback(lambda _reason: _closed(grace))
             start_options["room_options"] = room_io.RoomOptions(
                 participant_identity=caller.identity, close_on_disconnect=False
             )
+
+        def on_ended(how: CallEnd) -> None:  # the caller is gone: free the process for the next
+            if grace is not None:
+                grace.close()
+            if how != "shutdown":
+                ctx.shutdown(reason=f"call ended: {how}")
+
+        call.on_ended = on_ended
         await call.serve(job, **{"room": ctx.room, **start_options})
         return call
 
@@ -151,7 +154,3 @@ async def open_writer(settings: Settings, store: Store | None = None) -> Writer:
     store = measured(store or await open_store(settings.db_url))
     opts = WriterOptions(max_queue=settings.writer_queue_max, max_batch=settings.writer_batch_max)
     return await Writer.start(store, settings.journal_dir, opts)
-
-
-async def _closed(grace: RejoinGrace) -> None:
-    grace.close()
