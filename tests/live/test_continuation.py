@@ -32,19 +32,11 @@ FAST = CONTINUING
 async def test_a_call_whose_worker_is_killed_goes_on_with_another_workers_agent(
     start_worker: StartWorker, model_server: ModelServer, join: Join, reader: Store
 ) -> None:
-    await scripted(model_server, TURNS, REPLIES)
-    serving = await start_worker(**FAST)
-    alice = await join("alice")
-    chat_id = await alice.chat_id()
-    first_agent = (await alice.agent()).identity
-    other = await start_worker(**FAST)  # registered after the call began: it did not take it
+    serving, alice, chat_id, first_agent, other = await a_call_and_a_spare(
+        start_worker, model_server, join
+    )
     await alice.turn(TURNS[0])
-
-    async def stored(count: int) -> list[Message] | None:
-        found = (await reader.messages(chat_id, owner=ANY_OWNER, limit=100)).messages
-        return found if len(found) >= count else None
-
-    before = await eventually(lambda: stored(2), 10, "the first turn to be stored")
+    before = await eventually(lambda: _all(reader, chat_id, 2), 10, "the first turn to be stored")
     serving.kill()  # SIGKILL to the worker and its job processes, mid-call
 
     await another_agent(alice, first_agent)
@@ -52,7 +44,7 @@ async def test_a_call_whose_worker_is_killed_goes_on_with_another_workers_agent(
     await wait_until(lambda: other.saw("call.started"), 30, "the new agent's call to start")
     await alice.turn(TURNS[1])  # answered by the new agent, in the same chat
 
-    after = await eventually(lambda: stored(4), 15, "the second turn to be stored")
+    after = await eventually(lambda: _all(reader, chat_id, 4), 15, "the second turn to be stored")
     assert [(m.role, m.content) for m in after] == [
         ("user", TURNS[0]), ("assistant", REPLIES[0]),
         ("user", TURNS[1]), ("assistant", REPLIES[1]),
@@ -108,12 +100,9 @@ async def test_a_worker_killed_while_the_caller_speaks_leaves_no_half_utterance_
 ) -> None:
     """What the caller was saying as the worker died was never heard to its end, so it was
     never acknowledged: nothing of it is stored, and said again it is answered."""
-    await scripted(model_server, TURNS, REPLIES)
-    serving = await start_worker(**FAST)
-    alice = await join("alice")
-    chat_id = await alice.chat_id()
-    agent = (await alice.agent()).identity
-    other = await start_worker(**FAST)
+    serving, alice, chat_id, agent, other = await a_call_and_a_spare(
+        start_worker, model_server, join
+    )
     await alice.turn(TURNS[0])
     await eventually(lambda: _all(reader, chat_id, 2), 15, "the first turn stored")
     speaking = asyncio.create_task(alice.say(TURNS[1]))
@@ -140,12 +129,9 @@ async def test_a_worker_killed_mid_reply_is_continued_with_what_was_acknowledged
 ) -> None:
     """The reply being played when the worker died was never finalized, so never stored; the
     caller's words before it were, and the new agent has them."""
-    await scripted(model_server, TURNS, REPLIES)
-    serving = await start_worker(**FAST)
-    alice = await join("alice")
-    chat_id = await alice.chat_id()
-    agent = (await alice.agent()).identity
-    other = await start_worker(**FAST)
+    serving, alice, chat_id, agent, other = await a_call_and_a_spare(
+        start_worker, model_server, join
+    )
     seen = len(alice.states)
     await alice.say(TURNS[0])
     await wait_until(lambda: "speaking" in alice.states[seen:], 30, "the agent to start replying")
@@ -161,6 +147,20 @@ async def test_a_worker_killed_mid_reply_is_continued_with_what_was_acknowledged
     ]  # fmt: skip
     answer = (await model_server.chat_requests())[-1]
     assert said(answer)[:2] == [("user", TURNS[0]), ("user", TURNS[1])]
+
+
+async def a_call_and_a_spare(
+    start_worker: StartWorker, model_server: ModelServer, join: Join
+) -> tuple[Worker, Caller, str, str, Worker]:
+    """alice in a call on one worker (her chat and its agent), and a second worker registered
+    after the call began, so that it did not take it: (serving, alice, chat id, agent, other)."""
+    await scripted(model_server, TURNS, REPLIES)
+    serving = await start_worker(**FAST)
+    alice = await join("alice")
+    chat_id = await alice.chat_id()
+    agent = (await alice.agent()).identity
+    other = await start_worker(**FAST)
+    return serving, alice, chat_id, agent, other
 
 
 async def another_agent(caller: Caller, previous: str) -> str:
